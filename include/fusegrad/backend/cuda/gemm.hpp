@@ -1,0 +1,78 @@
+// fusegrad/backend/cuda/gemm.hpp — matrix products on CUDA: one cublasGemmStridedBatchedEx call.
+//
+// cuBLAS is column-major; a row-major C = A · B is the column-major Cᵀ = Bᵀ · Aᵀ, so the operands
+// swap places and a transposed view becomes a transpose flag, never a copy.
+#pragma once
+
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <string>
+
+#include "fusegrad/backend/cuda/runtime.hpp"
+#include "fusegrad/backend/gemm_desc.hpp"
+#include "fusegrad/core/dtype.hpp"
+#include "fusegrad/eval/stats.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+/// Throws cuda_error for a failed cuBLAS call (FG_CUBLAS_CHECK); not for users.
+inline void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw cuda_error(std::string(call) + " failed: " + cublasGetStatusName(status) + " (" +
+                     cublasGetStatusString(status) + ") at " + file + ":" + std::to_string(line));
+  }
+}
+
+namespace backend {
+namespace detail {
+
+inline cublasHandle_t cublas_handle() {
+  static cublasHandle_t handle = [] {
+    cublasHandle_t h = nullptr;
+    FG_CUBLAS_CHECK(cublasCreate(&h));
+    FG_CUBLAS_CHECK(cublasSetStream(h, cuda_stream()));
+    return h;
+  }();
+  return handle;
+}
+
+template <class T>
+constexpr cudaDataType_t cuda_type() {
+  if constexpr (std::is_same_v<T, float>) {
+    return CUDA_R_32F;
+  } else if constexpr (std::is_same_v<T, double>) {
+    return CUDA_R_64F;
+  } else if constexpr (std::is_same_v<T, __half>) {
+    return CUDA_R_16F;
+  } else {
+    static_assert(std::is_same_v<T, __nv_bfloat16>, "matmul: unsupported dtype on CUDA");
+    return CUDA_R_16BF;
+  }
+}
+
+}  // namespace detail
+
+/// Runs the whole (batched) product in one cuBLAS call. TA: operand storage type; TC: result type
+/// (float for half/bfloat16 operands, which accumulate in float).
+template <class TA, class TC>
+void gemm(const GemmProblem<TA, TC>& p) {
+  if (p.batch == 0 || p.m == 0 || p.n == 0) {
+    return;
+  }
+  stats::count_gemm();
+  constexpr bool is_double = std::is_same_v<TC, double>;
+  const TC one = 1, zero = 0;
+  const auto lda = std::max<index_t>({p.a.ld, p.a.trans ? p.m : p.k, 1});
+  const auto ldb = std::max<index_t>({p.b.ld, p.b.trans ? p.k : p.n, 1});
+  FG_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      detail::cublas_handle(), p.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N,
+      p.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(p.n), static_cast<int>(p.m),
+      static_cast<int>(p.k), &one, p.b.ptr, detail::cuda_type<TA>(), static_cast<int>(ldb),
+      p.b.batch_stride, p.a.ptr, detail::cuda_type<TA>(), static_cast<int>(lda), p.a.batch_stride,
+      &zero, p.c, detail::cuda_type<TC>(), static_cast<int>(p.ldc), p.m * p.ldc,
+      static_cast<int>(p.batch), is_double ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
+      CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace backend
+}  // namespace fusegrad::inline FG_BACKEND_NS

@@ -1,0 +1,55 @@
+// fusegrad/backend/host/launch.hpp — the host backend's "kernels": OpenMP parallel loops.
+// Each call is one launch for stats::kernel_launches(); empty loops launch nothing.
+#pragma once
+
+#include "fusegrad/core/shape.hpp"
+#include "fusegrad/eval/stats.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS::backend {
+
+/// Loops below this many elements run on one thread: forking costs more than they do.
+inline constexpr index_t parallel_threshold = 1 << 15;
+
+/// f(i) for i in [0, n), in parallel and vectorised.
+template <class F>
+void for_each_linear(index_t n, const F& f) {
+  if (n <= 0) {
+    return;
+  }
+  stats::count_kernel();
+#pragma omp parallel for simd schedule(static) if (n >= parallel_threshold)
+  for (index_t i = 0; i < n; ++i) {
+    f(i);
+  }
+}
+
+/// f(index, i) for every N-d index of `shape` (i its C-order position), rows in parallel.
+template <int R, class F>
+void for_each_index(const Shape<R>& shape, const F& f) {
+  const index_t n = shape.size();
+  if (n <= 0) {
+    return;
+  }
+  stats::count_kernel();
+  if constexpr (R == 0) {
+    f(Shape<0>{}, 0);
+  } else {
+    const index_t cols = shape[R - 1];
+    const index_t rows = n / cols;
+#pragma omp parallel for schedule(static) if (n >= parallel_threshold)
+    for (index_t row = 0; row < rows; ++row) {
+      Shape<R> index;
+      index_t rest = row;
+      for (int d = R - 2; d >= 0; --d) {
+        index[d] = rest % shape[d];
+        rest /= shape[d];
+      }
+      for (index_t j = 0; j < cols; ++j) {
+        index[R - 1] = j;
+        f(index, row * cols + j);
+      }
+    }
+  }
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS::backend

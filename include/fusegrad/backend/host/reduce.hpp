@@ -1,0 +1,104 @@
+// fusegrad/backend/host/reduce.hpp — reductions on the host backend: one parallel loop each.
+//
+// Results are deterministic and independent of the thread count: the input is cut into fixed
+// chunks, each reduced in 8 interleaved lanes (so the compiler can vectorise), and the chunk
+// results are combined in order.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "fusegrad/core/shape.hpp"
+#include "fusegrad/eval/stats.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS::backend {
+
+namespace detail {
+inline constexpr index_t reduce_chunk = 1 << 14;
+inline constexpr int reduce_lanes = 8;
+
+/// Red over load(i) for i in [begin, end), each lifted with its position i.
+template <class Red, class Load>
+typename Red::acc_type reduce_range(const Load& load, index_t begin, index_t end) {
+  typename Red::acc_type lane[reduce_lanes];
+  for (auto& a : lane) {
+    a = Red::identity();
+  }
+  index_t i = begin;
+  for (; i + reduce_lanes <= end; i += reduce_lanes) {
+    for (int l = 0; l < reduce_lanes; ++l) {
+      lane[l] = Red::combine(lane[l], Red::lift(load(i + l), i + l));
+    }
+  }
+  for (; i < end; ++i) {
+    lane[0] = Red::combine(lane[0], Red::lift(load(i), i));
+  }
+  for (int l = 1; l < reduce_lanes; ++l) {
+    lane[0] = Red::combine(lane[0], lane[l]);
+  }
+  return lane[0];
+}
+}  // namespace detail
+
+/// *out = finish(Red over load(i), i in [0, n)).
+template <class Red, class Load, class Out>
+void reduce_all(index_t n, const Load& load, Out* out) {
+  stats::count_kernel();
+  using Acc = typename Red::acc_type;
+  const index_t chunks = std::max<index_t>(1, (n + detail::reduce_chunk - 1) / detail::reduce_chunk);
+  std::vector<Acc> partial(static_cast<std::size_t>(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (index_t c = 0; c < chunks; ++c) {
+    const index_t begin = c * detail::reduce_chunk;
+    partial[c] = detail::reduce_range<Red>(load, begin, std::min(n, begin + detail::reduce_chunk));
+  }
+  Acc total = partial[0];
+  for (index_t c = 1; c < chunks; ++c) {
+    total = Red::combine(total, partial[c]);
+  }
+  *out = static_cast<Out>(Red::finish(total, n));
+}
+
+/// The input viewed as (outer, len, inner), C order; for every (o, j):
+/// out[o * inner + j] = finish(Red over load((o * len + l) * inner + j), l in [0, len)).
+template <class Red, class Load, class Out>
+void reduce_axis(index_t outer, index_t len, index_t inner, const Load& load, Out* out) {
+  if (outer * inner == 0) {
+    return;
+  }
+  stats::count_kernel();
+  using Acc = typename Red::acc_type;
+  const bool parallel = outer * inner * std::max<index_t>(len, 1) >= (1 << 15);
+  if (inner == 1) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (index_t o = 0; o < outer; ++o) {
+      const index_t base = o * len;
+      auto row = [&](index_t i) { return load(base + i); };
+      out[o] = static_cast<Out>(Red::finish(detail::reduce_range<Red>(row, 0, len), len));
+    }
+    return;
+  }
+  constexpr index_t block = 64;  // output columns walked together: contiguous input reads
+  const index_t blocks = (inner + block - 1) / block;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (index_t ob = 0; ob < outer * blocks; ++ob) {
+    const index_t o = ob / blocks;
+    const index_t j0 = (ob % blocks) * block;
+    const index_t width = std::min(block, inner - j0);
+    Acc acc[block];
+    for (index_t j = 0; j < width; ++j) {
+      acc[j] = Red::identity();
+    }
+    for (index_t l = 0; l < len; ++l) {
+      const index_t base = (o * len + l) * inner + j0;
+      for (index_t j = 0; j < width; ++j) {
+        acc[j] = Red::combine(acc[j], Red::lift(load(base + j), l));
+      }
+    }
+    for (index_t j = 0; j < width; ++j) {
+      out[o * inner + j0 + j] = static_cast<Out>(Red::finish(acc[j], len));
+    }
+  }
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS::backend

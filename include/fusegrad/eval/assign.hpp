@@ -1,0 +1,245 @@
+// fusegrad/eval/assign.hpp — evaluation: `tensor = expression`, fused reductions, GEMMs, and the
+// materialisation of boundary nodes inside element-wise trees.
+//
+// Kernel counts (the fusion contract, tested with stats::kernel_launches()):
+//   element-wise tree of any depth, with broadcasts, views and scalars  -> 1 launch
+//   reduction (full or one axis) of such a tree                        -> 1 launch, no temporary
+//   matmul                                                             -> 1 GEMM (+1 copy for an
+//                                                                          operand that is neither a
+//                                                                          plain nor a transposed view)
+//   element-wise tree containing k boundary nodes                      -> their launches + 1
+#pragma once
+
+#include "fusegrad/backend/backend.hpp"
+#include "fusegrad/eval/plan.hpp"
+#include "fusegrad/expr/matmul.hpp"
+#include "fusegrad/expr/elementwise.hpp"
+#include "fusegrad/expr/reduce.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+namespace detail {
+
+template <class E, class T>
+constexpr void check_dtype() {
+  using V = typename E::value_type;
+  static_assert(std::is_same_v<V, compute_t<T>> || std::is_same_v<V, bool>,
+                "Tensor assignment: the expression's dtype differs from the tensor's dtype; "
+                "convert explicitly with fg::cast<T>(expression)");
+}
+
+/// Writes the kernel-ready tree `k` (shape == dst's shape) into dst: one kernel.
+template <class T, int R, class K>
+void write(Tensor<T, R>& dst, const K& k) {
+  if (k.linear()) {
+    backend::for_each_linear(dst.size(), WriteLinear<T, K>{dst.data(), k});
+  } else {
+    backend::for_each_index(dst.shape(), WriteIndexed<T, K>{dst.data(), k});
+  }
+}
+
+/// Runs the reduction `r`, whose input is already planned as `k`, into dst (shape == r's).
+template <class T, int R, class Op, class E, int RO, class K>
+void run_reduce(Tensor<T, R>& dst, const Reduce<Op, E, RO>& r, const K& k) {
+  using Red = typename Reduce<Op, E, RO>::reducer;
+  const auto in = r.input.shape();
+  index_t outer = 1, len = in.size(), inner = 1;
+  if (r.axis >= 0) {
+    for (int i = 0; i < r.axis; ++i) {
+      outer *= in[i];
+    }
+    len = in[r.axis];
+    for (int i = r.axis + 1; i < E::rank; ++i) {
+      inner *= in[i];
+    }
+  }
+  auto run = [&](const auto& load) {
+    if (r.axis < 0) {
+      backend::reduce_all<Red>(len, load, dst.data());
+    } else {
+      backend::reduce_axis<Red>(outer, len, inner, load, dst.data());
+    }
+  };
+  if (k.linear()) {
+    run(LoadLinear<K>{k});
+  } else {
+    run(LoadIndexed<K>{k, in});
+  }
+}
+
+/// A GEMM operand for leaf `x` of rank XR (batch axis first when XR == 3); false when its last
+/// two axes are neither row-major nor transposed.
+template <class T, int XR>
+bool gemm_operand(const Leaf<T, XR>& x, backend::GemmOperand<T>& op) {
+  const index_t rows = x.extents[XR - 2], cols = x.extents[XR - 1];
+  const index_t sr = x.strides[XR - 2], sc = x.strides[XR - 1];
+  op.ptr = x.data;
+  op.batch_stride = XR == 3 && x.extents[0] > 1 ? x.strides[0] : 0;
+  if ((cols == 1 || sc == 1) && (rows == 1 || sr >= cols)) {
+    op.trans = false;
+    op.ld = rows == 1 ? cols : sr;
+    return true;
+  }
+  if ((rows == 1 || sr == 1) && (cols == 1 || sc >= rows)) {
+    op.trans = true;
+    op.ld = cols == 1 ? rows : sc;
+    return true;
+  }
+  return false;
+}
+
+/// A planned matmul operand: plain and transposed views of memory are used in place; anything
+/// else is evaluated (one kernel) into a contiguous temporary the plan keeps. `reads` reports
+/// whether the operand reads memory in [begin, end).
+template <class X>
+auto gemm_input(const X& x, Plan& plan, const void* begin, const void* end, bool& reads) {
+  auto k = x.prepare(plan);
+  using K = decltype(k);
+  if constexpr (is_leaf<K>::value) {
+    using T = typename K::storage_type;
+    reads = reads || k.conflicts_with(begin, end, false);
+    backend::GemmOperand<T> op;
+    if (gemm_operand(k, op)) {
+      return op;
+    }
+    Tensor<T, K::rank> copy(k.shape());
+    write(copy, k);
+    gemm_operand(plan.keep(std::move(copy)), op);
+    return op;
+  } else {
+    using T = typename K::value_type;
+    reads = reads || k.conflicts_with(begin, end, false);
+    Tensor<T, K::rank> copy(k.shape());
+    write(copy, k);
+    backend::GemmOperand<T> op;
+    gemm_operand(plan.keep(std::move(copy)), op);
+    return op;
+  }
+}
+
+/// Runs the product `mm` into dst (shape == mm's), or into a temporary moved into dst when an
+/// operand reads dst or dst has another shape: one GEMM call.
+template <class T, int R, class A, class B>
+void run_matmul(Tensor<T, R>& dst, const Matmul<A, B>& mm) {
+  Plan plan;
+  bool reads = false;
+  const void* begin = dst.data();
+  const void* end = dst.data() + dst.size();
+  const auto a = gemm_input(mm.a, plan, begin, end, reads);
+  const auto b = gemm_input(mm.b, plan, begin, end, reads);
+  using TA = std::remove_cvref_t<decltype(*a.ptr)>;
+  static_assert(std::is_same_v<decltype(a), decltype(b)>,
+                "matmul: both operands must have the same dtype (convert one with fg::cast)");
+  const auto out = mm.shape();
+  Tensor<T, R> tmp;
+  const bool direct = !reads && out == dst.shape();
+  if (!direct) {
+    tmp = Tensor<T, R>(out);
+  }
+  Tensor<T, R>& target = direct ? dst : tmp;
+  backend::GemmProblem<TA, T> p;
+  p.batch = R == 3 ? out[0] : 1;
+  p.m = out[R - 2];
+  p.n = out[R - 1];
+  p.k = mm.a.shape()[A::rank - 1];
+  p.a = a;
+  p.b = b;
+  p.c = target.data();
+  p.ldc = p.n;
+  backend::gemm(p);
+  if (!direct) {
+    dst = std::move(tmp);
+  }
+}
+
+}  // namespace detail
+
+/// Evaluates a reduction into a temporary of the plan (a reduction feeding element-wise work).
+template <class Op, class E, int R, class P>
+auto materialize(const Reduce<Op, E, R>& r, P& plan) {
+  Tensor<typename Reduce<Op, E, R>::value_type, R> t(r.shape());
+  Plan inner;
+  detail::run_reduce(t, r, r.input.prepare(inner));
+  return plan.keep(std::move(t));
+}
+
+/// Evaluates a matrix product into a temporary of the plan.
+template <class A, class B, class P>
+auto materialize(const Matmul<A, B>& mm, P& plan) {
+  Tensor<typename Matmul<A, B>::value_type, Matmul<A, B>::rank> t(mm.shape());
+  detail::run_matmul(t, mm);
+  return plan.keep(std::move(t));
+}
+
+/// Evaluates `e` into dst: one kernel for an element-wise tree (plus one per boundary node in it),
+/// one fused map-reduce for a reduction, one GEMM for a matmul. dst takes e's shape; when e reads
+/// dst at other indices than it writes, evaluation goes through a temporary.
+template <class E>
+void assign_to(auto& dst, const E& e) {
+  using D = std::remove_cvref_t<decltype(dst)>;
+  using T = typename D::element_type;
+  auto node = as_node(e);
+  using N = decltype(node);
+  detail::check_dtype<N, T>();
+  const auto shape = node.shape();
+  const void* begin = dst.data();
+  const void* end = dst.data() + dst.size();
+  if constexpr (is_matmul<N>::value) {
+    detail::run_matmul(dst, node);
+  } else if constexpr (is_reduce<N>::value) {
+    Plan plan;
+    const auto k = node.input.prepare(plan);
+    if (shape == dst.shape() && !k.conflicts_with(begin, end, false)) {
+      detail::run_reduce(dst, node, k);
+    } else {
+      D tmp(shape);
+      detail::run_reduce(tmp, node, k);
+      dst = std::move(tmp);
+    }
+  } else {
+    Plan plan;
+    const auto k = node.prepare(plan);
+    if (shape == dst.shape() && !k.conflicts_with(begin, end, true)) {
+      detail::write(dst, k);
+    } else {
+      D tmp(shape);
+      detail::write(tmp, k);
+      dst = std::move(tmp);
+    }
+  }
+}
+
+/// dst = op(dst, e) in one kernel; e must broadcast to dst's shape.
+template <class Op, class E>
+void update_in_place(auto& dst, const Op& op, const E& e) {
+  using D = std::remove_cvref_t<decltype(dst)>;
+  auto rhs = detail::operand_node<E, D>(e);
+  static_assert(decltype(rhs)::rank <= D::rank,
+                "in-place update: the right-hand side has a higher rank than the tensor");
+  const auto s = rhs.shape();
+  for (int i = 0; i < decltype(rhs)::rank; ++i) {
+    if (s[i] != 1 && s[i] != dst.shape()[i + D::rank - decltype(rhs)::rank]) {
+      throw shape_error(std::string(Op::name) + " (in place): shape " + to_string(s) +
+                        " does not broadcast to the tensor's shape " + to_string(dst.shape()));
+    }
+  }
+  assign_to(dst, make_map(Op::name, op, dst.view(), rhs));
+}
+
+/// Evaluates any expression into a new Tensor of its own dtype and shape.
+template <class E>
+auto evaluate(const E& e) {
+  auto node = as_node(e);
+  using N = decltype(node);
+  Tensor<typename N::value_type, N::rank> out(node.shape());
+  assign_to(out, node);
+  return out;
+}
+
+/// Evaluates an expression into a new Tensor: `auto t = fg::eval(a * b + 1.f);`
+template <tensor_expression E>
+auto eval(const E& e) {
+  return evaluate(e);
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS

@@ -1,0 +1,79 @@
+// fusegrad/eval/plan.hpp — Plan: the temporaries of one evaluation, and the functors the backends
+// run over a kernel-ready tree.
+//
+// Planning walks the tree once (node.prepare(plan)): boundary nodes (matmul, reductions feeding
+// element-wise work) are evaluated into temporaries the plan owns and replaced by leaves; what is
+// left is one element-wise tree, evaluated by one kernel.
+#pragma once
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "fusegrad/memory/tensor.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+/// Owns the temporaries of one evaluation until its kernel has been issued (on CUDA, freeing is
+/// stream-ordered, so the kernel still sees them).
+class Plan {
+ public:
+  /// Keeps `t` alive for the plan's lifetime and returns a leaf viewing it.
+  template <class T, int R>
+  Leaf<T, R> keep(Tensor<T, R>&& t) {
+    auto owned = std::make_shared<Tensor<T, R>>(std::move(t));
+    Leaf<T, R> leaf = owned->view();
+    temporaries_.push_back(std::move(owned));
+    return leaf;
+  }
+
+ private:
+  std::vector<std::shared_ptr<void>> temporaries_;
+};
+
+namespace detail {
+
+/// out[i] = k.at_linear(i): the fast path, every leaf contiguous with the output's shape.
+template <class T, class K>
+struct WriteLinear {
+  T* out;
+  K k;
+  FG_HOST_DEVICE void operator()(index_t i) const { out[i] = to_storage<T>(k.at_linear(i)); }
+};
+
+/// out[i] = k.at(index): the general path (broadcasts, strided views).
+template <class T, class K>
+struct WriteIndexed {
+  T* out;
+  K k;
+  template <int R>
+  FG_HOST_DEVICE void operator()(const Shape<R>& index, index_t i) const {
+    out[i] = to_storage<T>(k.at(index));
+  }
+};
+
+/// Element i (C order) of a kernel-ready tree whose leaves are all contiguous.
+template <class K>
+struct LoadLinear {
+  K k;
+  FG_HOST_DEVICE typename K::value_type operator()(index_t i) const { return k.at_linear(i); }
+};
+
+/// Element i (C order) of any kernel-ready tree of shape `extents`.
+template <class K>
+struct LoadIndexed {
+  K k;
+  Shape<K::rank> extents;
+  FG_HOST_DEVICE typename K::value_type operator()(index_t i) const {
+    Shape<K::rank> index;
+    FG_UNROLL for (int d = K::rank - 1; d >= 0; --d) {
+      index[d] = i % extents[d];
+      i /= extents[d];
+    }
+    return k.at(index);
+  }
+};
+
+}  // namespace detail
+
+}  // namespace fusegrad::inline FG_BACKEND_NS

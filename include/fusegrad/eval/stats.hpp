@@ -1,0 +1,39 @@
+// fusegrad/eval/stats.hpp — process-wide counters that make fusion visible.
+//
+// Every kernel the library launches (on the host backend: every parallel loop) adds one to
+// kernel_launches(); every matrix product adds one to gemm_calls() and one to kernel_launches().
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace fusegrad::stats {
+
+namespace detail {
+inline std::atomic<std::int64_t> kernel_count{0};
+inline std::atomic<std::int64_t> gemm_count{0};
+}  // namespace detail
+
+/// Kernels launched so far by this process (GEMMs included).
+/// Example: `auto k0 = stats::kernel_launches(); c = a * b + 1.f; assert(stats::kernel_launches() - k0 == 1);`
+inline std::int64_t kernel_launches() { return detail::kernel_count.load(std::memory_order_relaxed); }
+
+/// Matrix products (GEMM or batched GEMM calls) launched so far by this process.
+inline std::int64_t gemm_calls() { return detail::gemm_count.load(std::memory_order_relaxed); }
+
+/// Sets both counters to zero.
+inline void reset() {
+  detail::kernel_count.store(0, std::memory_order_relaxed);
+  detail::gemm_count.store(0, std::memory_order_relaxed);
+}
+
+/// Records one kernel launch; called by the backends, not by users.
+inline void count_kernel() { detail::kernel_count.fetch_add(1, std::memory_order_relaxed); }
+
+/// Records one GEMM (which is also a kernel launch).
+inline void count_gemm() {
+  detail::gemm_count.fetch_add(1, std::memory_order_relaxed);
+  count_kernel();
+}
+
+}  // namespace fusegrad::stats

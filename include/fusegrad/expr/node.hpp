@@ -1,0 +1,91 @@
+// fusegrad/expr/node.hpp — what every expression node is, and the concepts public templates use.
+//
+// A node is a small value type (operands held by value, leaves are non-owning views) with
+//   using value_type;                 // the type its elements compute to
+//   static constexpr int rank;
+//   Shape<rank> shape() const;        // known when the node is built
+// and, once planned (eval/plan.hpp) into a kernel-ready tree, element access
+//   value_type at(const Shape<rank>& index) const;   // N-d index, any layout
+//   value_type at_linear(index_t i) const;           // only when linear() is true
+//   bool linear() const;                             // every leaf contiguous, no broadcast
+// Boundary nodes (matmul, reductions) have no element access: planning evaluates them first.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+#include "fusegrad/core/config.hpp"
+#include "fusegrad/core/dtype.hpp"
+#include "fusegrad/core/shape.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+template <class T, int R>
+class Tensor;
+
+/// Base of every node. Gives expressions the members users expect of a lazy tensor:
+/// `sum(square(a - b)).item()`, `(a + b).eval()`. Their bodies live in eval/.
+template <class Derived>
+struct ExprBase {
+  /// Evaluates the expression into a new Tensor.
+  auto eval() const { return evaluate(static_cast<const Derived&>(*this)); }
+  /// Evaluates a one-element expression and returns its value on the host.
+  auto item() const { return evaluate(static_cast<const Derived&>(*this)).item(); }
+  /// Evaluates the expression and copies its elements to the host in C order.
+  auto to_vector() const { return evaluate(static_cast<const Derived&>(*this)).to_vector(); }
+};
+
+/// A lazy node (not a Tensor, not a scalar).
+template <class E>
+concept expression_node = std::derived_from<E, ExprBase<E>> && requires(const E& e) {
+  typename E::value_type;
+  { E::rank } -> std::convertible_to<int>;
+  e.shape();
+};
+
+template <class T>
+struct is_tensor : std::false_type {};
+template <class T, int R>
+struct is_tensor<Tensor<T, R>> : std::true_type {};
+
+/// Anything that can stand for a tensor in an expression: a Tensor or a lazy node.
+template <class E>
+concept tensor_expression = expression_node<std::remove_cvref_t<E>> ||
+                            is_tensor<std::remove_cvref_t<E>>::value;
+
+/// A plain number usable on either side of an element-wise op.
+template <class S>
+concept scalar = std::is_arithmetic_v<std::remove_cvref_t<S>>;
+
+/// An operand of an element-wise op: a tensor expression or a scalar.
+template <class X>
+concept operand = tensor_expression<X> || scalar<X>;
+
+namespace detail {
+
+/// A device-copyable tuple of nodes (std::tuple is not usable in device code without flags).
+template <std::size_t I, class T>
+struct PackElem {
+  T value;
+};
+template <class Seq, class... T>
+struct PackImpl;
+template <std::size_t... I, class... T>
+struct PackImpl<std::index_sequence<I...>, T...> : PackElem<I, T>... {
+  constexpr PackImpl() = default;
+  constexpr explicit PackImpl(const T&... v) : PackElem<I, T>{v}... {}
+};
+template <class... T>
+struct Pack : PackImpl<std::index_sequence_for<T...>, T...> {
+  using PackImpl<std::index_sequence_for<T...>, T...>::PackImpl;
+};
+template <std::size_t I, class T>
+FG_HOST_DEVICE const T& get(const PackElem<I, T>& p) {
+  return p.value;
+}
+
+}  // namespace detail
+
+}  // namespace fusegrad::inline FG_BACKEND_NS

@@ -1,0 +1,214 @@
+// fusegrad/expr/view.hpp — views: permute, transpose, reshape, slice, broadcast_to.
+//
+// On a leaf (a tensor or a view of one) a view is another leaf with other strides: no copy, and
+// matmul passes a transposed leaf to cuBLAS as a transpose flag. On any other expression it is a
+// small node that remaps the index.
+#pragma once
+
+#include <string>
+
+#include "fusegrad/expr/map.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+/// @post at(index) = inner.at(sub) with sub[perm[i]] = index[i].
+template <class E>
+struct Permute : ExprBase<Permute<E>> {
+  using value_type = typename E::value_type;
+  static constexpr int rank = E::rank;
+  E inner;
+  Shape<rank> perm;
+  Shape<rank> extents;
+
+  Shape<rank> shape() const { return extents; }
+  FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
+    Shape<rank> sub;
+    FG_UNROLL for (int i = 0; i < rank; ++i) { sub[perm[i]] = index[i]; }
+    return inner.at(sub);
+  }
+  FG_HOST_DEVICE value_type at_linear(index_t) const { return value_type{}; }  // never linear
+  bool linear() const { return false; }
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    auto p = inner.prepare(plan);
+    return Permute<decltype(p)>{{}, p, perm, extents};
+  }
+  bool conflicts_with(const void* b, const void* e, bool) const { return inner.conflicts_with(b, e, false); }
+};
+
+/// @post at(index) = inner.at(unravel(ravel(index, shape()), inner.shape())).
+template <class E, int R>
+struct Reshape : ExprBase<Reshape<E, R>> {
+  using value_type = typename E::value_type;
+  static constexpr int rank = R;
+  E inner;
+  Shape<R> extents;
+  Shape<E::rank> inner_extents;
+
+  Shape<R> shape() const { return extents; }
+  FG_HOST_DEVICE value_type at(const Shape<R>& index) const {
+    index_t linear_index = 0;
+    FG_UNROLL for (int i = 0; i < R; ++i) { linear_index = linear_index * extents[i] + index[i]; }
+    Shape<E::rank> sub;
+    FG_UNROLL for (int i = E::rank - 1; i >= 0; --i) {
+      sub[i] = linear_index % inner_extents[i];
+      linear_index /= inner_extents[i];
+    }
+    return inner.at(sub);
+  }
+  FG_HOST_DEVICE value_type at_linear(index_t i) const { return inner.at_linear(i); }
+  bool linear() const { return inner.linear(); }
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    auto p = inner.prepare(plan);
+    return Reshape<decltype(p), R>{{}, p, extents, inner_extents};
+  }
+  bool conflicts_with(const void* b, const void* e, bool) const { return inner.conflicts_with(b, e, false); }
+};
+
+/// @post at(index) = inner.at(index with index[axis] -> start + index[axis] * step).
+template <class E>
+struct Slice : ExprBase<Slice<E>> {
+  using value_type = typename E::value_type;
+  static constexpr int rank = E::rank;
+  E inner;
+  int axis = 0;
+  index_t start = 0;
+  index_t step = 1;
+  Shape<rank> extents;
+
+  Shape<rank> shape() const { return extents; }
+  FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
+    Shape<rank> sub = index;
+    sub[axis] = start + index[axis] * step;
+    return inner.at(sub);
+  }
+  FG_HOST_DEVICE value_type at_linear(index_t) const { return value_type{}; }  // never linear
+  bool linear() const { return false; }
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    auto p = inner.prepare(plan);
+    return Slice<decltype(p)>{{}, p, axis, start, step, extents};
+  }
+  bool conflicts_with(const void* b, const void* e, bool) const { return inner.conflicts_with(b, e, false); }
+};
+
+/// Reorders the axes: result axis i is operand axis perm[i]. `permute(x, {2, 0, 1})`.
+template <tensor_expression E, std::size_t N>
+auto permute(const E& e, const int (&perm)[N]) {
+  auto node = as_node(e);
+  constexpr int R = decltype(node)::rank;
+  static_assert(N == static_cast<std::size_t>(R),
+                "permute: the permutation must list every axis of the operand exactly once");
+  const auto in = node.shape();
+  Shape<R> p;
+  bool seen[R > 0 ? R : 1] = {};
+  for (int i = 0; i < R; ++i) {
+    const int a = perm[i];
+    if (a < 0 || a >= R || seen[a]) {
+      std::string text = "{";
+      for (int j = 0; j < R; ++j) {
+        text += (j ? ", " : "") + std::to_string(perm[j]);
+      }
+      throw shape_error("permute: " + text + "} is not a permutation of the axes of shape " +
+                        to_string(in));
+    }
+    seen[a] = true;
+    p[i] = a;
+  }
+  Shape<R> out;
+  for (int i = 0; i < R; ++i) {
+    out[i] = in[p[i]];
+  }
+  if constexpr (is_leaf<decltype(node)>::value) {
+    Shape<R> strides;
+    for (int i = 0; i < R; ++i) {
+      strides[i] = node.strides[p[i]];
+    }
+    return decltype(node)(node.data, out, strides);
+  } else {
+    return Permute<decltype(node)>{{}, node, p, out};
+  }
+}
+
+/// Swaps the two axes of a matrix expression (a view: no copy).
+template <tensor_expression E>
+auto transpose(const E& e) {
+  static_assert(node_t<E>::rank == 2,
+                "transpose: needs a rank-2 (matrix) expression; use permute for other ranks");
+  return permute(e, {1, 0});
+}
+
+/// The same elements (C order) in a new shape of the same element count; one extent may be -1
+/// (inferred). `reshape(x, {4, -1})`. Of a Tensor it is a view (a leaf, usable by matmul without a
+/// copy); of any other expression a node that remaps the index.
+template <tensor_expression E, std::size_t N>
+auto reshape(const E& e, const index_t (&new_shape)[N]) {
+  constexpr int R = static_cast<int>(N);
+  auto node = as_node(e);
+  const auto in = node.shape();
+  Shape<R> out(new_shape);
+  int inferred = -1;
+  index_t known = 1;
+  for (int i = 0; i < R; ++i) {
+    if (out[i] == -1 && inferred < 0) {
+      inferred = i;
+    } else if (out[i] < 0) {
+      throw shape_error("reshape: invalid target shape " + to_string(out) + " for " + to_string(in));
+    } else {
+      known *= out[i];
+    }
+  }
+  if (inferred >= 0) {
+    if (known == 0 || in.size() % known != 0) {
+      throw shape_error("reshape: cannot infer the -1 extent of " + to_string(out) + " from " +
+                        to_string(in) + " (" + std::to_string(in.size()) + " elements)");
+    }
+    out[inferred] = in.size() / known;
+  }
+  if (out.size() != in.size()) {
+    throw shape_error("reshape: cannot reshape " + to_string(in) + " (" + std::to_string(in.size()) +
+                      " elements) to " + to_string(out) + " (" + std::to_string(out.size()) +
+                      " elements)");
+  }
+  using Node = decltype(node);
+  if constexpr (is_tensor<E>::value) {
+    return Leaf<typename E::element_type, R>(node.data, out);  // a Tensor is contiguous: a view
+  } else {
+    return Reshape<Node, R>{{}, node, out, in};
+  }
+}
+
+/// Elements start, start + step, ... (< stop) along `axis`; 0 <= start <= stop <= extent, step >= 1.
+/// `slice(x, 1, 2, 5)` takes columns 2, 3, 4.
+template <tensor_expression E>
+auto slice(const E& e, int axis, index_t start, index_t stop, index_t step = 1) {
+  auto node = as_node(e);
+  using Node = decltype(node);
+  constexpr int R = Node::rank;
+  static_assert(R >= 1, "slice: needs an expression of rank 1 or more");
+  const auto in = node.shape();
+  const int a = normalize_axis("slice", axis, R, to_string(in));
+  if (start < 0 || stop < start || stop > in[a] || step < 1) {
+    throw shape_error("slice: range [" + std::to_string(start) + ", " + std::to_string(stop) +
+                      ") step " + std::to_string(step) + " is out of range for axis " +
+                      std::to_string(axis) + " of shape " + to_string(in));
+  }
+  Shape<R> out = in;
+  out[a] = (stop - start + step - 1) / step;
+  if constexpr (is_leaf<Node>::value) {
+    Shape<R> strides = node.strides;
+    strides[a] *= step;
+    return Node(node.data + start * node.strides[a], out, strides);
+  } else {
+    return Slice<Node>{{}, node, a, start, step, out};
+  }
+}
+
+/// Reads `e` at every index of `shape` (NumPy broadcasting; a view, no copy).
+template <tensor_expression E, std::size_t N>
+auto broadcast_to(const E& e, const index_t (&shape)[N]) {
+  return broadcast_node(as_node(e), Shape<static_cast<int>(N)>(shape));
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS

@@ -1,0 +1,167 @@
+// fusegrad/ops/reduce.hpp — reduction op functors: sum mean prod max min argmax argmin.
+//
+// Each op gives, for an input value type V, a `reducer<V>` with
+//   acc_type, result_type;
+//   identity()                 the value of an empty reduction's accumulator
+//   lift(v, i)                 the accumulator of one element v at position i along the reduction
+//   combine(a, b)              associative; a holds positions before b's
+//   finish(acc, n)             the result of reducing n elements
+// `needs_elements` says whether an empty reduction is an error (max of nothing has no value).
+#pragma once
+
+#include <limits>
+#include <type_traits>
+
+#include "fusegrad/core/config.hpp"
+
+namespace fusegrad::ops {
+
+namespace detail {
+/// Integers and bools accumulate in int64, floating point in its own type.
+template <class V>
+using sum_acc_t = std::conditional_t<std::is_floating_point_v<V>, V, std::int64_t>;
+
+template <class V>
+FG_HOST_DEVICE constexpr V lowest() {
+  if constexpr (std::is_floating_point_v<V>) {
+    return -std::numeric_limits<V>::infinity();
+  } else {
+    return std::numeric_limits<V>::lowest();
+  }
+}
+template <class V>
+FG_HOST_DEVICE constexpr V highest() {
+  if constexpr (std::is_floating_point_v<V>) {
+    return std::numeric_limits<V>::infinity();
+  } else {
+    return std::numeric_limits<V>::max();
+  }
+}
+}  // namespace detail
+
+struct sum {
+  static constexpr const char* name = "sum";
+  static constexpr bool needs_elements = false;
+  template <class V>
+  struct reducer {
+    using acc_type = detail::sum_acc_t<V>;
+    using result_type = acc_type;
+    FG_HOST_DEVICE static acc_type identity() { return acc_type(0); }
+    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return acc_type(v); }
+    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return a + b; }
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
+  };
+};
+
+/// The arithmetic mean; integer inputs give a double (as NumPy does). Empty: NaN.
+struct mean {
+  static constexpr const char* name = "mean";
+  static constexpr bool needs_elements = false;
+  template <class V>
+  struct reducer {
+    using acc_type = std::conditional_t<std::is_floating_point_v<V>, V, double>;
+    using result_type = acc_type;
+    FG_HOST_DEVICE static acc_type identity() { return acc_type(0); }
+    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return acc_type(v); }
+    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return a + b; }
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t n) {
+      return n == 0 ? std::numeric_limits<acc_type>::quiet_NaN() : a / acc_type(n);
+    }
+  };
+};
+
+struct prod {
+  static constexpr const char* name = "prod";
+  static constexpr bool needs_elements = false;
+  template <class V>
+  struct reducer {
+    using acc_type = detail::sum_acc_t<V>;
+    using result_type = acc_type;
+    FG_HOST_DEVICE static acc_type identity() { return acc_type(1); }
+    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return acc_type(v); }
+    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return a * b; }
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
+  };
+};
+
+/// The largest element; NaN propagates.
+struct max {
+  static constexpr const char* name = "max";
+  static constexpr bool needs_elements = true;
+  template <class V>
+  struct reducer {
+    using acc_type = V;
+    using result_type = V;
+    FG_HOST_DEVICE static acc_type identity() { return detail::lowest<V>(); }
+    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return v; }
+    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return (a != a || a >= b) ? a : b; }
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
+  };
+};
+
+/// The smallest element; NaN propagates.
+struct min {
+  static constexpr const char* name = "min";
+  static constexpr bool needs_elements = true;
+  template <class V>
+  struct reducer {
+    using acc_type = V;
+    using result_type = V;
+    FG_HOST_DEVICE static acc_type identity() { return detail::highest<V>(); }
+    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return v; }
+    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return (a != a || a <= b) ? a : b; }
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
+  };
+};
+
+namespace detail {
+template <class V>
+struct ValueIndex {
+  V value;
+  index_t index;
+};
+/// Position of the extremum under `better`; ties go to the first position, NaN counts as extreme.
+template <class V, bool Greater>
+struct arg_reducer {
+  using acc_type = ValueIndex<V>;
+  using result_type = std::int64_t;
+  FG_HOST_DEVICE static acc_type identity() {
+    return {Greater ? lowest<V>() : highest<V>(), std::numeric_limits<index_t>::max()};
+  }
+  FG_HOST_DEVICE static acc_type lift(V v, index_t i) { return {v, i}; }
+  FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) {
+    const bool a_nan = a.value != a.value;
+    const bool b_nan = b.value != b.value;
+    if (a_nan || b_nan) {
+      return (a_nan && (!b_nan || a.index < b.index)) ? a : b;
+    }
+    const bool a_wins = Greater ? a.value > b.value : a.value < b.value;
+    if (a_wins) {
+      return a;
+    }
+    if (a.value == b.value) {
+      return a.index <= b.index ? a : b;
+    }
+    return b;
+  }
+  FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a.index; }
+};
+}  // namespace detail
+
+/// Index of the largest element (first one on ties; NaN counts as largest). Result: int64.
+struct argmax {
+  static constexpr const char* name = "argmax";
+  static constexpr bool needs_elements = true;
+  template <class V>
+  using reducer = detail::arg_reducer<V, true>;
+};
+
+/// Index of the smallest element (first one on ties; NaN counts as smallest). Result: int64.
+struct argmin {
+  static constexpr const char* name = "argmin";
+  static constexpr bool needs_elements = true;
+  template <class V>
+  using reducer = detail::arg_reducer<V, false>;
+};
+
+}  // namespace fusegrad::ops
