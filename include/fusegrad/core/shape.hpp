@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <string>
+#include <type_traits>
 
 #include "fusegrad/core/config.hpp"
 #include "fusegrad/core/error.hpp"
@@ -28,6 +29,11 @@ struct Shape {
       d[i] = dims[i];
     }
   }
+
+  /// `Shape<2>{3, 4}`, and so `Tensor<float, 2> t({3, 4})`.
+  template <class... I>
+    requires(sizeof...(I) == static_cast<std::size_t>(R) && R > 0 && (std::is_integral_v<I> && ...))
+  constexpr Shape(I... dims) : d{static_cast<index_t>(dims)...} {}  // NOLINT: implicit on purpose
 
   FG_HOST_DEVICE constexpr index_t& operator[](int i) { return d[i]; }
   FG_HOST_DEVICE constexpr const index_t& operator[](int i) const { return d[i]; }

@@ -43,12 +43,18 @@ class Tensor {
       }
     }
   }
+  /// `Tensor<float, 2> t({3, 4});` — the rank is checked against the braced list.
+  template <std::size_t N>
+    requires(N == static_cast<std::size_t>(R))
+  explicit Tensor(const index_t (&shape)[N]) : Tensor(Shape<R>(shape)) {}
   /// Evaluates `e` (any expression of the same rank) into a new tensor.
   template <tensor_expression E>
     requires(!std::is_same_v<std::remove_cvref_t<E>, Tensor>)
   Tensor(const E& e) {  // NOLINT: implicit, so that `Tensor<float, 2> c = a + b;` reads naturally
     check_rank<E>();
-    assign_to(*this, e);
+    if constexpr (node_t<E>::rank == R) {  // after a failed check, no cascade of errors
+      assign_to(*this, e);
+    }
   }
   Tensor(const Tensor& other) : Tensor(other.shape_) {
     backend::copy_on_device(data(), other.data(), buffer_.bytes());
@@ -70,7 +76,9 @@ class Tensor {
     requires(!std::is_same_v<std::remove_cvref_t<E>, Tensor>)
   Tensor& operator=(const E& e) {
     check_rank<E>();
-    assign_to(*this, e);
+    if constexpr (node_t<E>::rank == R) {
+      assign_to(*this, e);
+    }
     return *this;
   }
 
