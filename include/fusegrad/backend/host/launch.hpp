@@ -17,9 +17,15 @@ void for_each_linear(index_t n, const F& f) {
     return;
   }
   stats::count_kernel();
-#pragma omp parallel for simd schedule(static) if (n >= parallel_threshold)
-  for (index_t i = 0; i < n; ++i) {
-    f(i);
+#pragma omp parallel if (n >= parallel_threshold)
+  {
+    // A private copy: its fields (pointers, scalars) cannot alias the output, so they stay in
+    // registers and the loop vectorises.
+    const F local = f;
+#pragma omp for simd schedule(static)
+    for (index_t i = 0; i < n; ++i) {
+      local(i);
+    }
   }
 }
 
@@ -36,7 +42,7 @@ void for_each_index(const Shape<R>& shape, const F& f) {
   } else {
     const index_t cols = shape[R - 1];
     const index_t rows = n / cols;
-#pragma omp parallel for schedule(static) if (n >= parallel_threshold)
+#pragma omp parallel for schedule(static) if (n >= parallel_threshold) firstprivate(f)
     for (index_t row = 0; row < rows; ++row) {
       Shape<R> index;
       index_t rest = row;
