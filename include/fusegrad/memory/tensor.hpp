@@ -5,8 +5,10 @@
 // one fused kernel (see eval/assign.hpp); `+=`, `-=`, `*=`, `/=` fuse the same way.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fusegrad/expr/map.hpp"
@@ -59,7 +61,9 @@ class Tensor {
   Tensor(const Tensor& other) : Tensor(other.shape_) {
     backend::copy_on_device(data(), other.data(), buffer_.bytes());
   }
-  Tensor(Tensor&&) noexcept = default;
+  /// Moving leaves `other` empty (every extent 0, no elements).
+  Tensor(Tensor&& other) noexcept
+      : shape_(std::exchange(other.shape_, Shape<R>{})), buffer_(std::move(other.buffer_)) {}
   Tensor& operator=(const Tensor& other) {
     if (this != &other) {
       resize(other.shape_);
@@ -67,7 +71,11 @@ class Tensor {
     }
     return *this;
   }
-  Tensor& operator=(Tensor&&) noexcept = default;
+  Tensor& operator=(Tensor&& other) noexcept {
+    shape_ = std::exchange(other.shape_, Shape<R>{});
+    buffer_ = std::move(other.buffer_);
+    return *this;
+  }
 
   /// Evaluates `e` into this tensor (reallocating if the shape differs). `a = a * 2 + b` is safe;
   /// an expression that reads this tensor at other indices (`a = transpose(a)`) goes through a
@@ -94,7 +102,7 @@ class Tensor {
 
   const Shape<R>& shape() const { return shape_; }
   index_t shape(int axis) const { return shape_[normalize_axis("shape", axis, R, to_string(shape_))]; }
-  index_t size() const { return shape_.size(); }
+  index_t size() const { return buffer_.size(); }
   /// Device pointer to the first element (C order).
   T* data() { return buffer_.data(); }
   const T* data() const { return buffer_.data(); }
@@ -104,9 +112,15 @@ class Tensor {
 
   /// Copies the elements to the host, in C order.
   std::vector<T> to_vector() const {
-    std::vector<T> out(static_cast<std::size_t>(size()));
-    backend::copy_to_host(out.data(), data(), buffer_.bytes());
-    return out;
+    if constexpr (std::is_same_v<T, bool>) {  // std::vector<bool> has no contiguous storage
+      std::unique_ptr<bool[]> staged(new bool[static_cast<std::size_t>(size())]);
+      backend::copy_to_host(staged.get(), data(), buffer_.bytes());
+      return std::vector<bool>(staged.get(), staged.get() + size());
+    } else {
+      std::vector<T> out(static_cast<std::size_t>(size()));
+      backend::copy_to_host(out.data(), data(), buffer_.bytes());
+      return out;
+    }
   }
 
   /// The value of a one-element tensor (any rank); shape_error otherwise.
