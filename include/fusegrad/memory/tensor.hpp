@@ -38,13 +38,7 @@ class Tensor {
   /// An empty tensor (every extent 0; rank 0 holds one element).
   Tensor() : Tensor(Shape<R>{}) {}
   /// A tensor of the given shape, contents unspecified.
-  explicit Tensor(const Shape<R>& shape) : shape_(shape), buffer_(shape.size()) {
-    for (int i = 0; i < R; ++i) {
-      if (shape[i] < 0) {
-        throw shape_error("Tensor: negative extent in shape " + to_string(shape));
-      }
-    }
-  }
+  explicit Tensor(const Shape<R>& shape) : shape_(checked(shape)), buffer_(shape.size()) {}
   /// `Tensor<float, 2> t({3, 4});` — the rank is checked against the braced list.
   template <std::size_t N>
     requires(N == static_cast<std::size_t>(R))
@@ -153,6 +147,14 @@ class Tensor {
   }
 
  private:
+  static const Shape<R>& checked(const Shape<R>& shape) {
+    for (int i = 0; i < R; ++i) {
+      if (shape[i] < 0) {
+        throw shape_error("Tensor: negative extent in shape " + to_string(shape));
+      }
+    }
+    return shape;
+  }
   template <class E>
   static constexpr void check_rank() {
     static_assert(node_t<E>::rank == R,
