@@ -132,7 +132,7 @@ void run_matmul(Tensor<T, R>& dst, const Matmul<A, B>& mm) {
                 "matmul: both operands must have the same dtype (convert one with fg::cast)");
   const auto out = mm.shape();
   Tensor<T, R> tmp;
-  const bool direct = !reads && out == dst.shape();
+  const bool direct = !reads && dst.holds(out);
   if (!direct) {
     tmp = Tensor<T, R>(out);
   }
@@ -189,7 +189,7 @@ void assign_to(auto& dst, const E& e) {
   } else if constexpr (is_reduce<N>::value) {
     Plan plan;
     const auto k = node.input.prepare(plan);
-    if (shape == dst.shape() && !k.conflicts_with(begin, end, false)) {
+    if (dst.holds(shape) && !k.conflicts_with(begin, end, false)) {
       detail::run_reduce(dst, node, k);
     } else {
       D tmp(shape);
@@ -199,7 +199,7 @@ void assign_to(auto& dst, const E& e) {
   } else {
     Plan plan;
     const auto k = node.prepare(plan);
-    if (shape == dst.shape() && !k.conflicts_with(begin, end, true)) {
+    if (dst.holds(shape) && !k.conflicts_with(begin, end, true)) {
       detail::write(dst, k);
     } else {
       D tmp(shape);

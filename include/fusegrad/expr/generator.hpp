@@ -72,6 +72,20 @@ FG_HOST_DEVICE double sqrt_(double x) {
 #endif
 }
 
+/// The representable number next to `x` in the direction of `toward`.
+template <class T>
+FG_HOST_DEVICE T below(T x, T toward) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<T, float>) {
+    return ::nextafterf(x, toward);
+  } else {
+    return ::nextafter(x, toward);
+  }
+#else
+  return std::nextafter(x, toward);
+#endif
+}
+
 }  // namespace detail
 
 /// Element i of a flat index space, as a function of i alone.
@@ -107,7 +121,8 @@ struct UniformFn {
   std::uint64_t seed;
   FG_HOST_DEVICE T operator()(index_t i) const {
     const auto w = detail::Philox::generate(static_cast<std::uint64_t>(i), seed);
-    return lo + (hi - lo) * detail::unit_uniform<T>(w.c[0], w.c[1]);
+    const T r = lo + (hi - lo) * detail::unit_uniform<T>(w.c[0], w.c[1]);
+    return r < hi ? r : detail::below(hi, lo);  // rounding may reach hi; the range is [lo, hi)
   }
 };
 

@@ -94,8 +94,26 @@ auto broadcast_all(const char* name, const Nodes&... n) {
   for (int i = 0; i < R; ++i) {
     out[i] = 1;
   }
-  // Fold left, naming the running result and the next operand in any error.
-  ((out = broadcast_shapes(name, out, n.shape())), ...);
+  bool ok = true;
+  auto step = [&](const auto& shape) {
+    for (int i = 0; i < std::remove_cvref_t<decltype(shape)>::rank; ++i) {
+      const index_t e = shape[i];
+      index_t& o = out[i + R - std::remove_cvref_t<decltype(shape)>::rank];
+      if (e != o && e != 1 && o != 1) {
+        ok = false;
+      }
+      o = o == 1 ? e : o;
+    }
+  };
+  (step(n.shape()), ...);
+  if (!ok) {
+    // Name the first two operands that clash, each with its own shape.
+    auto clash = [&](const auto& a) {
+      auto against = [&](const auto& b) { (void)broadcast_shapes(name, a.shape(), b.shape()); };
+      (against(n), ...);
+    };
+    (clash(n), ...);
+  }
   return out;
 }
 

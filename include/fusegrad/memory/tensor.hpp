@@ -35,8 +35,8 @@ class Tensor {
   using value_type = compute_t<T>;
   static constexpr int rank = R;
 
-  /// An empty tensor (every extent 0; rank 0 holds one element).
-  Tensor() : Tensor(Shape<R>{}) {}
+  /// An empty tensor (every extent 0); a rank-0 tensor holds its one element, unspecified.
+  Tensor() : buffer_(R == 0 ? 1 : 0) {}
   /// A tensor of the given shape, contents unspecified.
   explicit Tensor(const Shape<R>& shape) : shape_(checked(shape)), buffer_(shape.size()) {}
   /// `Tensor<float, 2> t({3, 4});` — the rank is checked against the braced list.
@@ -52,7 +52,7 @@ class Tensor {
       assign_to(*this, e);
     }
   }
-  Tensor(const Tensor& other) : Tensor(other.shape_) {
+  Tensor(const Tensor& other) : shape_(other.shape_), buffer_(other.buffer_.size()) {
     backend::copy_on_device(data(), other.data(), buffer_.bytes());
   }
   /// Moving leaves `other` empty (every extent 0, no elements).
@@ -60,7 +60,10 @@ class Tensor {
       : shape_(std::exchange(other.shape_, Shape<R>{})), buffer_(std::move(other.buffer_)) {}
   Tensor& operator=(const Tensor& other) {
     if (this != &other) {
-      resize(other.shape_);
+      if (buffer_.size() != other.buffer_.size()) {
+        buffer_ = Buffer<T>(other.buffer_.size());
+      }
+      shape_ = other.shape_;
       backend::copy_on_device(data(), other.data(), buffer_.bytes());
     }
     return *this;
@@ -138,19 +141,30 @@ class Tensor {
     backend::copy_to_device(data(), host.data(), buffer_.bytes());
   }
 
-  /// Makes this tensor `shape`, keeping the storage when the element count is unchanged.
+  /// Makes this tensor `shape` (contents unspecified), keeping the storage when the element count
+  /// is unchanged.
   void resize(const Shape<R>& shape) {
+    checked(shape);
     if (shape.size() != buffer_.size()) {
       buffer_ = Buffer<T>(shape.size());
     }
     shape_ = shape;
   }
 
+  /// True when this tensor has exactly `shape` and the storage for it (false for an empty,
+  /// moved-from or default rank-0 tensor): what in-place evaluation needs.
+  bool holds(const Shape<R>& shape) const { return shape_ == shape && buffer_.size() == shape.size(); }
+
  private:
   static const Shape<R>& checked(const Shape<R>& shape) {
+    index_t count = 1;
     for (int i = 0; i < R; ++i) {
       if (shape[i] < 0) {
         throw shape_error("Tensor: negative extent in shape " + to_string(shape));
+      }
+      if (__builtin_mul_overflow(count, shape[i], &count)) {
+        throw shape_error("Tensor: shape " + to_string(shape) +
+                          " has more elements than an int64 can count");
       }
     }
     return shape;
