@@ -39,17 +39,25 @@ FG_HOST_DEVICE constexpr V highest() {
 }
 }  // namespace detail
 
+namespace detail {
+/// A reduction whose accumulator is a plain value: Derived supplies identity() and combine().
+template <class V, class Acc>
+struct value_reducer {
+  using acc_type = Acc;
+  using result_type = Acc;
+  FG_HOST_DEVICE static acc_type lift(V v, index_t) { return acc_type(v); }
+  FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
+};
+}  // namespace detail
+
 struct sum {
   static constexpr const char* name = "sum";
   static constexpr bool needs_elements = false;
   template <class V>
-  struct reducer {
+  struct reducer : detail::value_reducer<V, detail::sum_acc_t<V>> {
     using acc_type = detail::sum_acc_t<V>;
-    using result_type = acc_type;
     FG_HOST_DEVICE static acc_type identity() { return acc_type(0); }
-    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return acc_type(v); }
     FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return a + b; }
-    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
   };
 };
 
@@ -58,12 +66,10 @@ struct mean {
   static constexpr const char* name = "mean";
   static constexpr bool needs_elements = false;
   template <class V>
-  struct reducer {
+  struct reducer : sum::reducer<std::conditional_t<std::is_floating_point_v<V>, V, double>> {
     using acc_type = std::conditional_t<std::is_floating_point_v<V>, V, double>;
     using result_type = acc_type;
-    FG_HOST_DEVICE static acc_type identity() { return acc_type(0); }
     FG_HOST_DEVICE static acc_type lift(V v, index_t) { return acc_type(v); }
-    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return a + b; }
     FG_HOST_DEVICE static result_type finish(acc_type a, index_t n) {
       return n == 0 ? std::numeric_limits<acc_type>::quiet_NaN() : a / acc_type(n);
     }
@@ -74,13 +80,10 @@ struct prod {
   static constexpr const char* name = "prod";
   static constexpr bool needs_elements = false;
   template <class V>
-  struct reducer {
+  struct reducer : detail::value_reducer<V, detail::sum_acc_t<V>> {
     using acc_type = detail::sum_acc_t<V>;
-    using result_type = acc_type;
     FG_HOST_DEVICE static acc_type identity() { return acc_type(1); }
-    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return acc_type(v); }
     FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return a * b; }
-    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
   };
 };
 
@@ -89,13 +92,9 @@ struct max {
   static constexpr const char* name = "max";
   static constexpr bool needs_elements = true;
   template <class V>
-  struct reducer {
-    using acc_type = V;
-    using result_type = V;
-    FG_HOST_DEVICE static acc_type identity() { return detail::lowest<V>(); }
-    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return v; }
-    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return (a != a || a >= b) ? a : b; }
-    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
+  struct reducer : detail::value_reducer<V, V> {
+    FG_HOST_DEVICE static V identity() { return detail::lowest<V>(); }
+    FG_HOST_DEVICE static V combine(V a, V b) { return (a != a || a >= b) ? a : b; }
   };
 };
 
@@ -104,13 +103,9 @@ struct min {
   static constexpr const char* name = "min";
   static constexpr bool needs_elements = true;
   template <class V>
-  struct reducer {
-    using acc_type = V;
-    using result_type = V;
-    FG_HOST_DEVICE static acc_type identity() { return detail::highest<V>(); }
-    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return v; }
-    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) { return (a != a || a <= b) ? a : b; }
-    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) { return a; }
+  struct reducer : detail::value_reducer<V, V> {
+    FG_HOST_DEVICE static V identity() { return detail::highest<V>(); }
+    FG_HOST_DEVICE static V combine(V a, V b) { return (a != a || a <= b) ? a : b; }
   };
 };
 
