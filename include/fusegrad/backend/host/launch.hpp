@@ -7,7 +7,9 @@
 
 namespace fusegrad::inline FG_BACKEND_NS::backend {
 
-/// Loops below this many elements run on one thread: forking costs more than they do.
+/// Loops below this many elements run on one thread: forking costs more than they do. They also
+/// skip the OpenMP region altogether: libgomp builds a one-thread team even for `if (false)`, which
+/// costs more than a small kernel (bench/RESULTS.md, finding 2).
 inline constexpr index_t parallel_threshold = 1 << 15;
 
 /// f(i) for i in [0, n), in parallel and vectorised.
@@ -17,7 +19,15 @@ void for_each_linear(index_t n, const F& f) {
     return;
   }
   stats::count_kernel();
-#pragma omp parallel if (n >= parallel_threshold)
+  if (n < parallel_threshold) {
+    const F local = f;
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) {
+      local(i);
+    }
+    return;
+  }
+#pragma omp parallel
   {
     // A private copy: its fields (pointers, scalars) cannot alias the output, so they stay in
     // registers and the loop vectorises.
@@ -42,8 +52,7 @@ void for_each_index(const Shape<R>& shape, const F& f) {
   } else {
     const index_t cols = shape[R - 1];
     const index_t rows = n / cols;
-#pragma omp parallel for schedule(static) if (n >= parallel_threshold) firstprivate(f)
-    for (index_t row = 0; row < rows; ++row) {
+    auto run_row = [&shape, cols](const F& fn, index_t row) {
       Shape<R> index;
       index_t rest = row;
       for (int d = R - 2; d >= 0; --d) {
@@ -52,8 +61,18 @@ void for_each_index(const Shape<R>& shape, const F& f) {
       }
       for (index_t j = 0; j < cols; ++j) {
         index[R - 1] = j;
-        f(index, row * cols + j);
+        fn(index, row * cols + j);
       }
+    };
+    if (n < parallel_threshold) {
+      for (index_t row = 0; row < rows; ++row) {
+        run_row(f, row);
+      }
+      return;
+    }
+#pragma omp parallel for schedule(static) firstprivate(f)
+    for (index_t row = 0; row < rows; ++row) {
+      run_row(f, row);
     }
   }
 }
