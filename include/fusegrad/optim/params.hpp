@@ -1,0 +1,100 @@
+// fusegrad/optim/params.hpp — ParamList<T>: the parameter tensors an optimizer updates, held by
+// reference with their ranks erased, so one optimizer type serves any mix of ranks
+// (W1 (784, 128), b1 (128), ...).
+//
+// Lifetime rule: the tensors are referenced, not owned. They must outlive the optimizer and stay
+// at the same address (do not keep them in a std::vector that grows). Reassigning one
+// (`W1 = fg::random::normal<float>(...)`) is fine: the optimizer reads data() at every step and
+// checks that the element count still matches its state.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "fusegrad/memory/tensor.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS::optim {
+
+namespace detail {
+
+/// "[784, 128]" for a shape given as a list of extents (rank erased).
+inline std::string dims_text(const std::vector<index_t>& dims) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    out += (i ? ", " : "") + std::to_string(dims[i]);
+  }
+  return out + "]";
+}
+
+template <int R>
+std::vector<index_t> dims_of(const Shape<R>& s) {
+  std::vector<index_t> d(static_cast<std::size_t>(R));
+  for (int i = 0; i < R; ++i) {
+    d[static_cast<std::size_t>(i)] = s[i];
+  }
+  return d;
+}
+
+}  // namespace detail
+
+/// References to parameter tensors of element type T (any ranks), in order.
+/// Example:
+///   fg::optim::ParamList<float> ps = fg::optim::params(W1, b1);
+///   for (auto& w : extra) { ps.add(w); }   // tensors held by reference: `extra` must not grow
+template <class T>
+class ParamList {
+ public:
+  using element_type = T;
+
+  ParamList() = default;
+
+  /// Appends `p` (by reference). Returns *this, so adds chain.
+  template <int R>
+  ParamList& add(Tensor<T, R>& p) {
+    refs_.push_back(Ref{&p, &data_of<R>, &size_of<R>, &dims_of<R>});
+    return *this;
+  }
+
+  /// Number of parameter tensors.
+  std::size_t size() const { return refs_.size(); }
+  bool empty() const { return refs_.empty(); }
+
+  /// Device pointer, element count and extents of parameter i, read from the tensor now.
+  T* data(std::size_t i) const { return refs_[i].data(refs_[i].tensor); }
+  index_t numel(std::size_t i) const { return refs_[i].size(refs_[i].tensor); }
+  std::vector<index_t> dims(std::size_t i) const { return refs_[i].dims(refs_[i].tensor); }
+
+ private:
+  struct Ref {
+    void* tensor;
+    T* (*data)(void*);
+    index_t (*size)(const void*);
+    std::vector<index_t> (*dims)(const void*);
+  };
+  template <int R>
+  static T* data_of(void* t) {
+    return static_cast<Tensor<T, R>*>(t)->data();
+  }
+  template <int R>
+  static index_t size_of(const void* t) {
+    return static_cast<const Tensor<T, R>*>(t)->size();
+  }
+  template <int R>
+  static std::vector<index_t> dims_of(const void* t) {
+    return detail::dims_of(static_cast<const Tensor<T, R>*>(t)->shape());
+  }
+
+  std::vector<Ref> refs_;
+};
+
+/// The parameters `ps`, by reference, in order; all of one element type.
+/// Example: `fg::optim::Adam opt(fg::optim::params(W1, b1, W2, b2), {.lr = 1e-3});`
+template <class T, int... R>
+ParamList<T> params(Tensor<T, R>&... ps) {
+  ParamList<T> list;
+  (list.add(ps), ...);
+  return list;
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS::optim
