@@ -1,10 +1,12 @@
 // fusegrad/fusegrad.hpp — the whole library. `#include <fusegrad/fusegrad.hpp>`.
 #pragma once
 
+#include "fusegrad/autodiff/grad.hpp"
 #include "fusegrad/core/config.hpp"
 #include "fusegrad/core/dtype.hpp"
 #include "fusegrad/core/error.hpp"
 #include "fusegrad/core/shape.hpp"
+#include "fusegrad/data/loader.hpp"
 #include "fusegrad/eval/assign.hpp"
 #include "fusegrad/eval/factory.hpp"
 #include "fusegrad/eval/print.hpp"
@@ -13,4 +15,10 @@
 #include "fusegrad/expr/matmul.hpp"
 #include "fusegrad/expr/reduce.hpp"
 #include "fusegrad/expr/view.hpp"
+#include "fusegrad/io/checkpoint.hpp"
+#include "fusegrad/io/idx.hpp"
+#include "fusegrad/io/npy.hpp"
 #include "fusegrad/memory/tensor.hpp"
+#include "fusegrad/nn/losses.hpp"
+#include "fusegrad/optim/adam.hpp"
+#include "fusegrad/optim/sgd.hpp"

@@ -28,19 +28,25 @@ constexpr void check_dtype() {
                 "convert explicitly with fg::cast<T>(expression)");
 }
 
-/// Writes the kernel-ready tree `k` (shape == dst's shape) into dst: one kernel.
+/// Writes the kernel-ready tree `k` of shape `shape` into `out` (C order): one kernel.
+template <class T, int R, class K>
+void write(T* out, const Shape<R>& shape, const K& k) {
+  if constexpr (linear_possible<K>()) {
+    if (k.linear()) {
+      backend::for_each_linear(shape.size(), WriteLinear<T, K>{out, k});
+      return;
+    }
+  }
+  backend::for_each_index(shape, WriteIndexed<T, K>{out, k});
+}
 template <class T, int R, class K>
 void write(Tensor<T, R>& dst, const K& k) {
-  if (k.linear()) {
-    backend::for_each_linear(dst.size(), WriteLinear<T, K>{dst.data(), k});
-  } else {
-    backend::for_each_index(dst.shape(), WriteIndexed<T, K>{dst.data(), k});
-  }
+  write(dst.data(), dst.shape(), k);
 }
 
-/// Runs the reduction `r`, whose input is already planned as `k`, into dst (shape == r's).
-template <class T, int R, class Op, class E, int RO, class K>
-void run_reduce(Tensor<T, R>& dst, const Reduce<Op, E, RO>& r, const K& k) {
+/// Runs the reduction `r`, whose input is already planned as `k`, into `out` (r's shape, C order).
+template <class T, class Op, class E, int RO, class K>
+void run_reduce(T* out, const Reduce<Op, E, RO>& r, const K& k) {
   using Red = typename Reduce<Op, E, RO>::reducer;
   const auto in = r.input.shape();
   index_t outer = 1, len = in.size(), inner = 1;
@@ -55,16 +61,18 @@ void run_reduce(Tensor<T, R>& dst, const Reduce<Op, E, RO>& r, const K& k) {
   }
   auto run = [&](const auto& load) {
     if (r.axis < 0) {
-      backend::reduce_all<Red>(len, load, dst.data());
+      backend::reduce_all<Red>(len, load, out);
     } else {
-      backend::reduce_axis<Red>(outer, len, inner, load, dst.data());
+      backend::reduce_axis<Red>(outer, len, inner, load, out);
     }
   };
-  if (k.linear()) {
-    run(LoadLinear<K>{k});
-  } else {
-    run(LoadIndexed<K>{k, in});
+  if constexpr (linear_possible<K>()) {
+    if (k.linear()) {
+      run(LoadLinear<K>{k});
+      return;
+    }
   }
+  run(LoadIndexed<K>{k, in});
 }
 
 /// A GEMM operand for leaf `x` of rank XR (batch axis first when XR == 3); false when its last
@@ -159,7 +167,7 @@ template <class Op, class E, int R, class P>
 auto materialize(const Reduce<Op, E, R>& r, P& plan) {
   Tensor<typename Reduce<Op, E, R>::value_type, R> t(r.shape());
   Plan inner;
-  detail::run_reduce(t, r, r.input.prepare(inner));
+  detail::run_reduce(t.data(), r, r.input.prepare(inner));
   return plan.keep(std::move(t));
 }
 
@@ -190,10 +198,10 @@ void assign_to(auto& dst, const E& e) {
     Plan plan;
     const auto k = node.input.prepare(plan);
     if (dst.holds(shape) && !k.conflicts_with(begin, end, false)) {
-      detail::run_reduce(dst, node, k);
+      detail::run_reduce(dst.data(), node, k);
     } else {
       D tmp(shape);
-      detail::run_reduce(tmp, node, k);
+      detail::run_reduce(tmp.data(), node, k);
       dst = std::move(tmp);
     }
   } else {

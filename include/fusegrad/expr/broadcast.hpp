@@ -14,6 +14,7 @@ struct Broadcast : ExprBase<Broadcast<E, R>> {
   using value_type = typename E::value_type;
   static constexpr int rank = R;
   static constexpr int inner_rank = E::rank;
+  static constexpr bool may_be_linear = linear_possible<E>();
 
   E inner;
   Shape<R> extents;

@@ -15,6 +15,7 @@ template <class Op, class... A>
 struct Map : ExprBase<Map<Op, A...>> {
   using value_type = decltype(std::declval<const Op&>()(std::declval<typename A::value_type>()...));
   static constexpr int rank = std::max({0, A::rank...});
+  static constexpr bool may_be_linear = (linear_possible<A>() && ...);
 
   Op op;
   detail::Pack<A...> args;

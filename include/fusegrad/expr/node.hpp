@@ -45,6 +45,28 @@ concept expression_node = std::derived_from<E, ExprBase<E>> && requires(const E&
   e.shape();
 };
 
+/// Whether a kernel-ready tree of type K can take the linear fast path at all. A node that always
+/// remaps indices (permute, slice, ...) says `static constexpr bool may_be_linear = false;`, and so
+/// does every tree holding it: the fast path is then not compiled (it could never run).
+template <class K>
+constexpr bool linear_possible() {
+  if constexpr (requires { K::may_be_linear; }) {
+    return K::may_be_linear;
+  } else {
+    return true;
+  }
+}
+
+/// k.linear(), known false at compile time where linear_possible<K>() is.
+template <class K>
+bool is_linear(const K& k) {
+  if constexpr (linear_possible<K>()) {
+    return k.linear();
+  } else {
+    return false;
+  }
+}
+
 template <class T>
 struct is_tensor : std::false_type {};
 template <class T, int R>

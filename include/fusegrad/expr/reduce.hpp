@@ -101,6 +101,10 @@ template <tensor_expression E> auto max(const E& e, int axis, keepdims_t) { retu
 template <tensor_expression E> auto min(const E& e) { return detail::reduce_all<ops::min>(e); }
 template <tensor_expression E> auto min(const E& e, int axis) { return detail::reduce_axis<ops::min, false>(e, axis); }
 template <tensor_expression E> auto min(const E& e, int axis, keepdims_t) { return detail::reduce_axis<ops::min, true>(e, axis); }
+/// log(sum(exp(e))) over everything or one axis, in one stable pass (no exponential overflows).
+template <tensor_expression E> auto logsumexp(const E& e) { return detail::reduce_all<ops::logsumexp>(e); }
+template <tensor_expression E> auto logsumexp(const E& e, int axis) { return detail::reduce_axis<ops::logsumexp, false>(e, axis); }
+template <tensor_expression E> auto logsumexp(const E& e, int axis, keepdims_t) { return detail::reduce_axis<ops::logsumexp, true>(e, axis); }
 /// Positions (int64) of the first largest / smallest element: flat C-order index for the full
 /// form, the index along `axis` otherwise.
 template <tensor_expression E> auto argmax(const E& e) { return detail::reduce_all<ops::argmax>(e); }

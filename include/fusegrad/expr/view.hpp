@@ -16,6 +16,7 @@ template <class E>
 struct Permute : ExprBase<Permute<E>> {
   using value_type = typename E::value_type;
   static constexpr int rank = E::rank;
+  static constexpr bool may_be_linear = false;
   E inner;
   Shape<rank> perm;
   Shape<rank> extents;
@@ -41,6 +42,7 @@ template <class E, int R>
 struct Reshape : ExprBase<Reshape<E, R>> {
   using value_type = typename E::value_type;
   static constexpr int rank = R;
+  static constexpr bool may_be_linear = linear_possible<E>();
   E inner;
   Shape<R> extents;
   Shape<E::rank> inner_extents;
@@ -71,6 +73,7 @@ template <class E>
 struct Slice : ExprBase<Slice<E>> {
   using value_type = typename E::value_type;
   static constexpr int rank = E::rank;
+  static constexpr bool may_be_linear = false;
   E inner;
   int axis = 0;
   index_t start = 0;

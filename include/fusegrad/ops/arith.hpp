@@ -1,9 +1,12 @@
 // fusegrad/ops/arith.hpp — arithmetic op functors: + - * / negation, maximum/minimum, where, cast.
 //
-// Each functor is the single source of truth for its op: its value (device and host) and the
-// name error messages and printing use.
+// Each functor is the single source of truth for its op: its value (device and host), the name
+// error messages and printing use, and its derivative: `partial<I>(x...)` is d op / d x_I at the
+// same arguments (autodiff multiplies it by the upstream gradient). An op without partial<I> passes
+// no gradient to operand I (comparisons; where's condition).
 #pragma once
 
+#include <cstddef>
 #include <type_traits>
 
 #include "fusegrad/core/config.hpp"
@@ -17,6 +20,14 @@ struct add {
   FG_HOST_DEVICE auto operator()(A a, B b) const {
     return a + b;
   }
+  template <std::size_t I, class A, class B>
+  FG_HOST_DEVICE auto partial(A, B) const {
+    if constexpr (I == 0) {
+      return A(1);
+    } else {
+      return B(1);
+    }
+  }
 };
 
 struct sub {
@@ -25,6 +36,14 @@ struct sub {
   FG_HOST_DEVICE auto operator()(A a, B b) const {
     return a - b;
   }
+  template <std::size_t I, class A, class B>
+  FG_HOST_DEVICE auto partial(A, B) const {
+    if constexpr (I == 0) {
+      return A(1);
+    } else {
+      return B(-1);
+    }
+  }
 };
 
 struct mul {
@@ -32,6 +51,14 @@ struct mul {
   template <class A, class B>
   FG_HOST_DEVICE auto operator()(A a, B b) const {
     return a * b;
+  }
+  template <std::size_t I, class A, class B>
+  FG_HOST_DEVICE auto partial(A a, B b) const {
+    if constexpr (I == 0) {
+      return static_cast<A>(b);
+    } else {
+      return static_cast<B>(a);
+    }
   }
 };
 
@@ -47,6 +74,15 @@ struct div {
       return a / b;
     }
   }
+  /// d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 (floating point only).
+  template <std::size_t I, class A, class B>
+  FG_HOST_DEVICE auto partial(A a, B b) const {
+    if constexpr (I == 0) {
+      return A(1) / static_cast<A>(b);
+    } else {
+      return -static_cast<B>(a) / (b * b);
+    }
+  }
 };
 
 struct neg {
@@ -55,9 +91,14 @@ struct neg {
   FG_HOST_DEVICE A operator()(A a) const {
     return -a;
   }
+  template <std::size_t I, class A>
+  FG_HOST_DEVICE A partial(A) const {
+    return A(-1);
+  }
 };
 
-/// Element-wise maximum; NaN in either operand propagates.
+/// Element-wise maximum; NaN in either operand propagates. The gradient goes to the operand the
+/// value came from: to `a` where a > b (or a is NaN), to `b` otherwise, ties included.
 struct maximum {
   static constexpr const char* name = "maximum";
   template <class A, class B>
@@ -65,9 +106,19 @@ struct maximum {
     using R = promote_t<A, B>;
     return (a != a || a > b) ? R(a) : R(b);
   }
+  template <std::size_t I, class A, class B>
+  FG_HOST_DEVICE auto partial(A a, B b) const {
+    const bool first = a != a || a > b;
+    if constexpr (I == 0) {
+      return A(first ? 1 : 0);
+    } else {
+      return B(first ? 0 : 1);
+    }
+  }
 };
 
-/// Element-wise minimum; NaN in either operand propagates.
+/// Element-wise minimum; NaN in either operand propagates. The gradient goes to the operand the
+/// value came from: to `a` where a < b (or a is NaN), to `b` otherwise, ties included.
 struct minimum {
   static constexpr const char* name = "minimum";
   template <class A, class B>
@@ -75,15 +126,34 @@ struct minimum {
     using R = promote_t<A, B>;
     return (a != a || a < b) ? R(a) : R(b);
   }
+  template <std::size_t I, class A, class B>
+  FG_HOST_DEVICE auto partial(A a, B b) const {
+    const bool first = a != a || a < b;
+    if constexpr (I == 0) {
+      return A(first ? 1 : 0);
+    } else {
+      return B(first ? 0 : 1);
+    }
+  }
 };
 
-/// where(c, a, b) = c ? a : b (any nonzero condition is true).
+/// where(c, a, b) = c ? a : b (any nonzero condition is true). The gradient goes to the chosen
+/// operand; the condition gets none.
 struct where {
   static constexpr const char* name = "where";
   template <class C, class A, class B>
   FG_HOST_DEVICE auto operator()(C c, A a, B b) const {
     using R = promote_t<A, B>;
     return c ? R(a) : R(b);
+  }
+  template <std::size_t I, class C, class A, class B>
+    requires(I != 0)
+  FG_HOST_DEVICE auto partial(C c, A, B) const {
+    if constexpr (I == 1) {
+      return A(c ? 1 : 0);
+    } else {
+      return B(c ? 0 : 1);
+    }
   }
 };
 
@@ -94,6 +164,11 @@ struct cast {
   template <class A>
   FG_HOST_DEVICE compute_t<U> operator()(A a) const {
     return static_cast<compute_t<U>>(a);
+  }
+  /// The gradient passes through, converted back to the operand's type.
+  template <std::size_t I, class A>
+  FG_HOST_DEVICE A partial(A) const {
+    return A(1);
   }
 };
 

@@ -2,9 +2,11 @@
 // relu abs square pow(x, p).
 //
 // Device code calls CUDA's math functions, host code <cmath>; both in the argument's own precision.
+// Each op's derivative `partial<I>(x)` sits beside its value (see ops/arith.hpp).
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <type_traits>
 
 #include "fusegrad/core/config.hpp"
@@ -43,34 +45,47 @@ concept float_math = std::is_floating_point_v<T>;
 struct exp {
   static constexpr const char* name = "exp";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::exp(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return detail::exp(x); }
 };
 struct log {
   static constexpr const char* name = "log";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::log(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return T(1) / x; }
 };
 struct log1p {
   static constexpr const char* name = "log1p";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::log1p(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return T(1) / (T(1) + x); }
 };
 struct sqrt {
   static constexpr const char* name = "sqrt";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::sqrt(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return T(0.5) / detail::sqrt(x); }
 };
 struct rsqrt {
   static constexpr const char* name = "rsqrt";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return T(1) / detail::sqrt(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
+    return T(-0.5) / (x * detail::sqrt(x));
+  }
 };
 struct sin {
   static constexpr const char* name = "sin";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::sin(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return detail::cos(x); }
 };
 struct cos {
   static constexpr const char* name = "cos";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::cos(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return -detail::sin(x); }
 };
 struct tanh {
   static constexpr const char* name = "tanh";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::tanh(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
+    const T t = detail::tanh(x);
+    return T(1) - t * t;
+  }
 };
 /// 1 / (1 + e^-x), evaluated so that no exponential overflows.
 struct sigmoid {
@@ -79,11 +94,16 @@ struct sigmoid {
     const T e = detail::exp(x < T(0) ? x : -x);  // e in (0, 1]
     return x < T(0) ? e / (T(1) + e) : T(1) / (T(1) + e);
   }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
+    const T s = (*this)(x);
+    return s * (T(1) - s);
+  }
 };
-/// max(x, 0); NaN stays NaN.
+/// max(x, 0); NaN stays NaN. Derivative: 1 where x > 0, else 0 (relu'(0) = 0).
 struct relu {
   static constexpr const char* name = "relu";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return x < T(0) ? T(0) : x; }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return x > T(0) ? T(1) : T(0); }
 };
 struct abs {
   static constexpr const char* name = "abs";
@@ -94,10 +114,15 @@ struct abs {
       return x < T(0) ? T(-x) : x;
     }
   }
+  /// sign(x), with abs'(0) = 0.
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
+    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+  }
 };
 struct square {
   static constexpr const char* name = "square";
   template <class T> FG_HOST_DEVICE T operator()(T x) const { return x * x; }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return T(2) * x; }
 };
 /// x^p for a scalar exponent p.
 template <class P>
@@ -109,6 +134,16 @@ struct pow {
       return x * x;
     }
     return detail::pow(x, static_cast<T>(p));
+  }
+  /// p x^(p-1); 0 for p = 0 (x^0 is constant, also at x = 0).
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
+    if (p == P(0)) {
+      return T(0);
+    }
+    if (p == P(2)) {
+      return T(2) * x;
+    }
+    return static_cast<T>(p) * detail::pow(x, static_cast<T>(p) - T(1));
   }
 };
 

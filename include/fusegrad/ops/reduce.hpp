@@ -7,12 +7,18 @@
 //   combine(a, b)              associative; a holds positions before b's
 //   finish(acc, n)             the result of reducing n elements
 // `needs_elements` says whether an empty reduction is an error (max of nothing has no value).
+//
+// Derivatives (autodiff): an op with `partial(x, y, n)` gives d y / d x for an element x of the
+// reduced lane whose result is y (n elements); `partial_reads_input` says whether it looks at x.
+// max and min instead route the whole gradient to the first arg-extremum (`to_extremum`, with the
+// arg-op that finds it), the element argmax/argmin picks: ties go to the first position.
 #pragma once
 
 #include <limits>
 #include <type_traits>
 
 #include "fusegrad/core/config.hpp"
+#include "fusegrad/ops/math.hpp"
 
 namespace fusegrad::ops {
 
@@ -53,6 +59,11 @@ struct value_reducer {
 struct sum {
   static constexpr const char* name = "sum";
   static constexpr bool needs_elements = false;
+  static constexpr bool partial_reads_input = false;
+  template <class V>
+  FG_HOST_DEVICE static V partial(V, V, index_t) {
+    return V(1);
+  }
   template <class V>
   struct reducer : detail::value_reducer<V, detail::sum_acc_t<V>> {
     using acc_type = detail::sum_acc_t<V>;
@@ -65,6 +76,11 @@ struct sum {
 struct mean {
   static constexpr const char* name = "mean";
   static constexpr bool needs_elements = false;
+  static constexpr bool partial_reads_input = false;
+  template <class V>
+  FG_HOST_DEVICE static V partial(V, V, index_t n) {
+    return V(1) / V(n);
+  }
   template <class V>
   struct reducer : sum::reducer<std::conditional_t<std::is_floating_point_v<V>, V, double>> {
     using acc_type = std::conditional_t<std::is_floating_point_v<V>, V, double>;
@@ -87,10 +103,15 @@ struct prod {
   };
 };
 
+struct argmax;
+struct argmin;
+
 /// The largest element; NaN propagates.
 struct max {
   static constexpr const char* name = "max";
   static constexpr bool needs_elements = true;
+  static constexpr bool to_extremum = true;
+  using arg_op = argmax;
   template <class V>
   struct reducer : detail::value_reducer<V, V> {
     FG_HOST_DEVICE static V identity() { return detail::lowest<V>(); }
@@ -102,6 +123,8 @@ struct max {
 struct min {
   static constexpr const char* name = "min";
   static constexpr bool needs_elements = true;
+  static constexpr bool to_extremum = true;
+  using arg_op = argmin;
   template <class V>
   struct reducer : detail::value_reducer<V, V> {
     FG_HOST_DEVICE static V identity() { return detail::highest<V>(); }
@@ -157,6 +180,64 @@ struct argmin {
   static constexpr bool needs_elements = true;
   template <class V>
   using reducer = detail::arg_reducer<V, false>;
+};
+
+namespace detail {
+/// Running log-sum-exp: the largest element m and sum of e^(x - m) over the elements seen.
+template <class V>
+struct LogSumExpAcc {
+  V max;
+  V scaled_sum;
+};
+}  // namespace detail
+
+/// log(sum(exp(x))), computed stably in one pass (the running maximum rescales the running sum),
+/// so no exponential overflows. Empty: -inf. Derivative: softmax, e^(x - y).
+struct logsumexp {
+  static constexpr const char* name = "logsumexp";
+  static constexpr bool needs_elements = false;
+  static constexpr bool partial_reads_input = true;
+  template <class V>
+  FG_HOST_DEVICE static V partial(V x, V y, index_t) {
+    return exp{}(x - y);
+  }
+  template <class V>
+  struct reducer {
+    static_assert(std::is_floating_point_v<V>, "logsumexp: needs a floating-point operand");
+    using acc_type = detail::LogSumExpAcc<V>;
+    using result_type = V;
+    FG_HOST_DEVICE static acc_type identity() { return {detail::lowest<V>(), V(0)}; }
+    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return {v, V(1)}; }
+    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) {
+      if (b.scaled_sum == V(0)) {
+        return a;
+      }
+      if (a.scaled_sum == V(0)) {
+        return b;
+      }
+      if (a.max != a.max || b.max != b.max) {
+        return {a.max != a.max ? a.max : b.max, V(1)};  // NaN propagates
+      }
+      if (a.max < b.max) {
+        const acc_type t = a;
+        a = b;
+        b = t;
+      }
+      if (b.max == a.max) {  // also both infinite: no inf - inf
+        return {a.max, a.scaled_sum + b.scaled_sum};
+      }
+      return {a.max, a.scaled_sum + b.scaled_sum * exp{}(b.max - a.max)};
+    }
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) {
+      if (a.scaled_sum == V(0)) {
+        return detail::lowest<V>();
+      }
+      if (a.max != a.max || a.max == detail::highest<V>() || a.max == detail::lowest<V>()) {
+        return a.max;
+      }
+      return a.max + log{}(a.scaled_sum);
+    }
+  };
 };
 
 }  // namespace fusegrad::ops

@@ -1,0 +1,163 @@
+// fusegrad/autodiff/accumulate.hpp — where gradients land: the sum of every contribution to a
+// saved node or to a variable, each contribution evaluated in as few kernels as possible.
+//
+// A variable is read in an expression through leaves: the tensor itself, or views of it
+// (broadcast, transposed, permuted, sliced, reshaped). A contribution `g` arrives in the leaf's
+// shape and goes back through the view:
+//   - axes the leaf broadcasts (stride 0) are summed away (one reduction kernel);
+//   - a leaf that is the variable in C order (any reshape of it included) takes g as it is: one
+//     kernel, or the GEMM itself when g is a matrix product;
+//   - a transposed matrix view takes a product's transpose as another GEMM (Bᵀ Aᵀ), no copy;
+//   - any other view (a slice, a permutation) scatters g into the variable's gradient, which
+//     starts at zero where the view does not reach.
+#pragma once
+
+#include "fusegrad/autodiff/nodes.hpp"
+#include "fusegrad/eval/reduce_axes.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+namespace detail {
+
+/// out[offset of index] (+)= k.at(index): g written back through a view's strides.
+template <class T, class K>
+struct ScatterWrite {
+  T* out;
+  K k;
+  Shape<K::rank> strides;
+  bool add;
+  template <int R>
+  FG_HOST_DEVICE void operator()(const Shape<R>& index, index_t) const {
+    index_t offset = 0;
+    FG_UNROLL for (int i = 0; i < R; ++i) { offset += index[i] * strides[i]; }
+    const T v = to_storage<T>(k.at(index));
+    out[offset] = add ? to_storage<T>(out[offset] + v) : v;
+  }
+};
+
+/// out[i] = value for i in [0, n).
+template <class T>
+struct Fill {
+  T* out;
+  T value;
+  FG_HOST_DEVICE void operator()(index_t i) const { out[i] = value; }
+};
+
+}  // namespace detail
+
+/// dst = g when no gradient has arrived yet (one kernel, or the GEMM itself), else dst += g
+/// (g evaluated the same way into a temporary, then added: every later arrival costs one kernel
+/// more, but compiles no second kernel for g). `has` records whether dst holds a gradient.
+template <class T, int R, class G>
+void accumulate(Tensor<T, R>& dst, bool& has, const G& g) {
+  if (!has) {
+    dst = g;
+    has = true;
+  } else {
+    const Tensor<T, R> more = g;
+    dst += more;
+  }
+}
+
+/// Adds `g` (contiguous, C order) to `grad`, the gradient of a variable of shape `var_shape`,
+/// through a view that starts at element `base` and steps by `strides`. A gradient that holds
+/// nothing yet starts at zero, unless the view writes each of its elements exactly once.
+/// Compiled once per dtype and ranks, whatever expression produced g.
+template <class T, int RV, int RL>
+void scatter_into_variable(const Shape<RV>& var_shape, Tensor<T, RV>& grad, bool& has,
+                           index_t base, const Leaf<T, RL>& g, const Shape<RL>& strides) {
+  const index_t n = var_shape.size();
+  index_t last = 0;  // offset of the view's last element
+  for (int i = 0; i < RL; ++i) {
+    last += (g.extents[i] - 1) * strides[i];
+  }
+  const bool covers = base == 0 && g.extents.size() == n && last == n - 1;
+  bool add = has;
+  if (!has) {
+    grad = Tensor<T, RV>(var_shape);
+    if (!covers) {
+      backend::for_each_linear(n, detail::Fill<T>{grad.data(), T(0)});
+      add = true;
+    }
+  }
+  backend::for_each_index(g.extents,
+                          detail::ScatterWrite<T, Leaf<T, RL>>{grad.data() + base, g, strides, add});
+  has = true;
+}
+
+/// Adds the gradient `g` of a leaf that views `var`'s memory to `grad` (var's gradient; `has`
+/// says whether it holds one yet). @pre leaf.data lies inside var's elements.
+template <class T, int RV, int RL, class G>
+void accumulate_into_variable(const Tensor<T, RV>& var, Tensor<T, RV>& grad, bool& has,
+                              const Leaf<T, RL>& leaf, const G& g) {
+  static_assert(G::rank == RL, "autodiff: a leaf's gradient has the leaf's rank");
+  const index_t base = leaf.data - var.data();
+  // Axes the leaf broadcasts are summed away; the kept axes, with their strides, say where each
+  // remaining element of g goes.
+  unsigned mask = 0;
+  Shape<RL> kept_extents = leaf.extents;
+  index_t kept_size = 1;
+  bool c_order = true;  // the kept axes walk var's memory in C order from its first element
+  index_t step = 1;
+  for (int i = RL - 1; i >= 0; --i) {
+    if (leaf.extents[i] == 1) {
+      continue;
+    }
+    if (leaf.strides[i] == 0) {
+      mask |= 1u << i;
+      kept_extents[i] = 1;
+      continue;
+    }
+    kept_size *= leaf.extents[i];
+    c_order = c_order && leaf.strides[i] == step;
+    step *= leaf.extents[i];
+  }
+  const bool dense = base == 0 && c_order && kept_size == var.size();
+
+  if constexpr (RL == RV) {
+    if (dense && mask == 0 && leaf.extents == var.shape()) {  // the leaf is the variable
+      accumulate(grad, has, g);  // a product goes straight from the GEMM into the gradient
+      return;
+    }
+  }
+  if constexpr (RL == 2 && RV == 2 && is_matmul<G>::value) {
+    const bool transposed = !has && base == 0 && mask == 0 && leaf.extents[0] == var.shape()[1] &&
+                            leaf.extents[1] == var.shape()[0] &&
+                            (leaf.extents[0] == 1 || leaf.strides[0] == 1) &&
+                            (leaf.extents[1] == 1 || leaf.strides[1] == leaf.extents[0]);
+    if (transposed) {  // (A B)ᵀ = Bᵀ Aᵀ, straight into the gradient
+      accumulate(grad, has, matmul(transpose(g.b), transpose(g.a)));
+      return;
+    }
+  }
+
+  // g is evaluated once, in C order of the leaf's kept axes (summed over the broadcast ones):
+  // into the gradient itself when that is where it belongs and nothing is there yet, else into a
+  // temporary that is then added or scattered (compiled once per dtype and rank, not per g).
+  const bool direct = dense && !has;
+  Tensor<T, 1> staged;
+  T* out = nullptr;
+  if (direct) {
+    grad = Tensor<T, RV>(var.shape());
+    out = grad.data();
+  } else {
+    staged = Tensor<T, 1>(Shape<1>({kept_size}));
+    out = staged.data();
+  }
+  if (mask == 0) {
+    Plan plan;
+    detail::write(out, leaf.extents, g.prepare(plan));
+  } else {
+    detail::sum_axes_into(out, g, leaf.extents, mask);
+  }
+  if (direct) {
+    has = true;
+  } else if (dense) {
+    grad += reshape_node(staged.view(), var.shape());
+  } else {
+    scatter_into_variable(var.shape(), grad, has, base, Leaf<T, RL>(staged.data(), kept_extents),
+                          leaf.strides);
+  }
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS

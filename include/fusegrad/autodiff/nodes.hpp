@@ -1,0 +1,167 @@
+// fusegrad/autodiff/nodes.hpp — the lazy nodes only a backward pass builds: a reduction's gradient
+// spread back over its input (ReduceGrad), a slice's gradient placed back in the sliced axis
+// (Unslice), and the views of a gradient that undo a forward view (permute_node, reshape_node).
+//
+// They are element-wise nodes like any other: they fuse into whatever consumes the gradient.
+#pragma once
+
+#include "fusegrad/expr/view.hpp"
+#include "fusegrad/ops/reduce.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+/// The gradient of y = Op-reduce(x) with respect to x, given the upstream gradient g (y's shape).
+/// @post at(index) = g(r) * partial(x(index), y(r), n) where r is `index` with the reduced axis
+///       dropped (kept as 0 for keepdims; everything dropped for a full reduction); for max/min
+///       (to_extremum) at(index) = g(r) where index is the first arg-extremum `arg(r)`, else 0.
+/// X and Y are Scalar placeholders when the op's rule does not read them; Arg likewise.
+template <class Op, class G, class X, class Y, class Arg, int RI>
+struct ReduceGrad : ExprBase<ReduceGrad<Op, G, X, Y, Arg, RI>> {
+  using value_type = typename Y::value_type;
+  static constexpr int rank = RI;
+  static constexpr int out_rank = G::rank;
+  static constexpr bool may_be_linear = false;
+  G g;
+  X x;
+  Y y;
+  Arg arg;
+  int axis = -1;       // -1: every element was reduced
+  Shape<RI> extents;   // the input's shape
+  index_t n = 1;       // elements per reduced lane
+
+  Shape<RI> shape() const { return extents; }
+
+  FG_HOST_DEVICE value_type at(const Shape<RI>& index) const {
+    Shape<out_rank> r;
+    index_t pos = 0;
+    if (axis < 0) {
+      FG_UNROLL for (int i = 0; i < RI; ++i) { pos = pos * extents[i] + index[i]; }
+    } else {
+      pos = index[axis];
+      if constexpr (out_rank == RI) {  // keepdims
+        r = index;
+        r[axis] = 0;
+      } else {
+        FG_UNROLL for (int i = 0, j = 0; i < RI; ++i) {
+          if (i != axis) {
+            r[j++] = index[i];
+          }
+        }
+      }
+    }
+    const value_type upstream = static_cast<value_type>(g.at(r));
+    if constexpr (requires { Op::to_extremum; }) {
+      return pos == arg.at(r) ? upstream : value_type(0);
+    } else {
+      return upstream * Op::partial(static_cast<value_type>(x.at(index)), y.at(r), n);
+    }
+  }
+  bool linear() const { return false; }
+
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    auto pg = g.prepare(plan);
+    auto px = x.prepare(plan);
+    auto py = y.prepare(plan);
+    auto pa = arg.prepare(plan);
+    return ReduceGrad<Op, decltype(pg), decltype(px), decltype(py), decltype(pa), RI>{
+        {}, pg, px, py, pa, axis, extents, n};
+  }
+  bool conflicts_with(const void* b, const void* e, bool) const {
+    return g.conflicts_with(b, e, false) || x.conflicts_with(b, e, false) ||
+           y.conflicts_with(b, e, false) || arg.conflicts_with(b, e, false);
+  }
+};
+
+/// The gradient of slice(x, axis, start, stop, step) with respect to x: g where the slice took an
+/// element, 0 elsewhere.
+template <class G>
+struct Unslice : ExprBase<Unslice<G>> {
+  using value_type = typename G::value_type;
+  static constexpr int rank = G::rank;
+  static constexpr bool may_be_linear = false;
+  G g;
+  int axis = 0;
+  index_t start = 0;
+  index_t step = 1;
+  Shape<rank> extents;  // the sliced operand's shape
+  index_t count = 0;    // extent of the slice along `axis`
+
+  Shape<rank> shape() const { return extents; }
+  FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
+    const index_t offset = index[axis] - start;
+    const index_t taken = offset / step;
+    if (offset < 0 || offset % step != 0 || taken >= count) {
+      return value_type(0);
+    }
+    Shape<rank> sub = index;
+    sub[axis] = taken;
+    return g.at(sub);
+  }
+  bool linear() const { return false; }
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    auto p = g.prepare(plan);
+    return Unslice<decltype(p)>{{}, p, axis, start, step, extents, count};
+  }
+  bool conflicts_with(const void* b, const void* e, bool) const { return g.conflicts_with(b, e, false); }
+};
+
+/// `first ? a : b`, chosen once at run time: a gradient that is either passed on as it is or
+/// replaced by a reduced copy, in one type (so the subtree below is compiled once, not twice).
+/// @pre a and b have the same shape and value type.
+template <class A, class B>
+struct OneOf : ExprBase<OneOf<A, B>> {
+  using value_type = typename A::value_type;
+  static constexpr int rank = A::rank;
+  static constexpr bool may_be_linear = linear_possible<A>() && linear_possible<B>();
+  bool first = true;
+  A a;
+  B b;
+
+  Shape<rank> shape() const { return first ? a.shape() : b.shape(); }
+  FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
+    return first ? a.at(index) : static_cast<value_type>(b.at(index));
+  }
+  FG_HOST_DEVICE value_type at_linear(index_t i) const {
+    return first ? a.at_linear(i) : static_cast<value_type>(b.at_linear(i));
+  }
+  bool linear() const { return first ? a.linear() : b.linear(); }
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    auto pa = a.prepare(plan);
+    auto pb = b.prepare(plan);
+    return OneOf<decltype(pa), decltype(pb)>{{}, first, pa, pb};
+  }
+  bool conflicts_with(const void* begin, const void* end, bool same_index) const {
+    return first ? a.conflicts_with(begin, end, same_index) : b.conflicts_with(begin, end, same_index);
+  }
+};
+
+/// `g` read through the permutation `perm` (result axis i = g's axis perm[i]): a leaf view for a
+/// leaf, a Permute node otherwise.
+template <class G, int R>
+auto permute_node(const G& g, const Shape<R>& perm) {
+  const auto in = g.shape();
+  Shape<R> out;
+  for (int i = 0; i < R; ++i) {
+    out[i] = in[perm[i]];
+  }
+  if constexpr (is_leaf<G>::value) {
+    Shape<R> strides;
+    for (int i = 0; i < R; ++i) {
+      strides[i] = g.strides[perm[i]];
+    }
+    return G(g.data, out, strides);
+  } else {
+    return Permute<G>{{}, g, perm, out};
+  }
+}
+
+/// `g` (any shape) read as `shape` (same element count, C order).
+template <class G, int R>
+auto reshape_node(const G& g, const Shape<R>& shape) {
+  return Reshape<G, R>{{}, g, shape, g.shape()};
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS

@@ -1,0 +1,259 @@
+// fusegrad/autodiff/rules.hpp — the adjoint rules: how the gradient g of a node's output becomes
+// the gradients of its operands. Every rule builds lazy expressions; only boundaries evaluate.
+//
+//   backprop(node, g, tape)             g reaches a node of the recorded tree (g has its shape)
+//   backprop_saved(node, y, g, tape)    the rule of a saved node, run once its gradient g is
+//                                       complete; y is its saved value
+//
+//   element-wise op(x...)   x_i gets g * op.partial<i>(x...)           (ops/: value and partial)
+//   broadcast               g summed over the broadcast axes            (one reduction kernel)
+//   permute, reshape        g read through the inverse view             (lazy)
+//   slice                   g placed back, zero elsewhere               (lazy)
+//   leaf                    added to the variable it views              (autodiff/accumulate.hpp)
+//   saved node              added to its gradient; its rule runs later  (one kernel per arrival)
+//   reduce                  g spread over the reduced axis × partial    (lazy; max/min: to argmax)
+//   matmul C = A B          dA = g Bᵀ, dB = Aᵀ g                         (GEMMs, transposes as flags)
+#pragma once
+
+#include "fusegrad/autodiff/nodes.hpp"
+#include "fusegrad/autodiff/record.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+namespace detail {
+
+template <std::size_t I, class T0, class... T>
+struct nth {
+  using type = typename nth<I - 1, T...>::type;
+};
+template <class T0, class... T>
+struct nth<0, T0, T...> {
+  using type = T0;
+};
+
+/// True when op has a derivative with respect to operand I at arguments of types V...
+template <class Op, std::size_t I, class... V>
+concept has_partial = requires(const Op& op, V... v) { op.template partial<I>(v...); };
+
+/// g * d op / d x_I, in x_I's type: the element-wise rule of every op.
+template <class Op, std::size_t I>
+struct Vjp {
+  static constexpr const char* name = "grad";
+  Op op;
+  template <class G, class... X>
+  FG_HOST_DEVICE auto operator()(G g, X... x) const {
+    using XI = typename nth<I, X...>::type;
+    return static_cast<XI>(static_cast<XI>(g) * op.template partial<I>(x...));
+  }
+};
+
+template <std::size_t I, class Op, class... A, class G, std::size_t... J>
+auto vjp_node(const Map<Op, A...>& x, const G& g, std::index_sequence<J...>) {
+  using Out = Map<Vjp<Op, I>, G, A...>;
+  return Out(Vjp<Op, I>{x.op}, x.extents, g, detail::get<J>(x.args)...);
+}
+
+template <std::size_t I, class Op, class... A, class G, class Tp>
+void backprop_operand(const Map<Op, A...>& x, const G& g, Tp& tape) {
+  using AI = typename nth<I, A...>::type;
+  if constexpr (std::is_floating_point_v<typename AI::value_type> &&
+                has_partial<Op, I, typename A::value_type...>) {
+    const auto& operand = detail::get<I>(x.args);
+    if (depends(operand, tape)) {
+      backprop(operand, vjp_node<I>(x, g, std::index_sequence_for<A...>{}), tape);
+    }
+  }
+}
+
+template <class Op, class... A, class G, class Tp, std::size_t... I>
+void backprop_map(const Map<Op, A...>& x, const G& g, Tp& tape, std::index_sequence<I...>) {
+  (backprop_operand<I>(x, g, tape), ...);
+}
+
+/// The value of a recorded GEMM operand (a leaf, or a saved node's value).
+template <class X>
+auto value_of(const X& x) {
+  if constexpr (is_saved<X>::value) {
+    return x.value();
+  } else {
+    return x;
+  }
+}
+
+/// Swaps the last two axes (a view).
+template <class X>
+auto transpose_last(const X& x) {
+  if constexpr (X::rank == 2) {
+    return permute_node(x, Shape<2>({1, 0}));
+  } else {
+    return permute_node(x, Shape<3>({0, 2, 1}));
+  }
+}
+
+/// Passes `product` (the gradient of a GEMM operand computed with the output's batch) to operand
+/// x, summing over the batch axis when x was shared by the batch (rank 2, or batch extent 1).
+template <class X, class P, class Tp>
+void backprop_gemm_operand(const X& x, const P& product, Tp& tape) {
+  if constexpr (P::rank == X::rank) {
+    if (product.shape() == x.shape()) {
+      backprop(x, product, tape);
+      return;
+    }
+  }
+  using V = typename P::value_type;
+  const Tensor<V, P::rank> full = evaluate(product);
+  Tensor<V, X::rank> summed(x.shape());
+  detail::sum_axes_into(summed.data(), full.view(), full.shape(), 1u);
+  backprop(x, tape.keep(std::move(summed)), tape);
+}
+
+/// A (B, M, K) leaf as a (B·M, K) matrix when its rows follow each other across the batch.
+template <class T>
+bool collapse_batch(const Leaf<T, 3>& x, Leaf<T, 2>& out) {
+  if (x.extents[0] != 1 && x.strides[0] != x.extents[1] * x.strides[1]) {
+    return false;
+  }
+  out = Leaf<T, 2>(x.data, Shape<2>({x.extents[0] * x.extents[1], x.extents[2]}),
+                   Shape<2>({x.strides[1], x.strides[2]}));
+  return true;
+}
+
+}  // namespace detail
+
+// ---- backprop: a gradient reaches a node ----------------------------------------------------
+
+template <class T, int R, class G, class Tp>
+void backprop(const Leaf<T, R>& x, const G& g, Tp& tape) {
+  tape.contribute(x, g);
+}
+template <class T, class G, class Tp>
+void backprop(const Scalar<T>&, const G&, Tp&) {}
+template <class T, class F, class G, class Tp>
+void backprop(const Generator<T, F>&, const G&, Tp&) {}
+
+template <class N, class G, class Tp>
+void backprop(const Saved<N>& x, const G& g, Tp&) {
+  if (x.state->depends) {
+    accumulate(x.state->grad, x.state->has_grad, g);
+  }
+}
+
+template <class Op, class... A, class G, class Tp>
+void backprop(const Map<Op, A...>& x, const G& g, Tp& tape) {
+  detail::backprop_map(x, g, tape, std::index_sequence_for<A...>{});
+}
+
+template <class E, int R, class G, class Tp>
+void backprop(const Broadcast<E, R>& x, const G& g, Tp& tape) {
+  if (!depends(x.inner, tape)) {
+    return;
+  }
+  using V = typename E::value_type;
+  Leaf<V, E::rank> reduced;
+  if (!x.identity) {
+    unsigned mask = 0;  // the broadcast axes: added in front, or extent 1 stretched
+    for (int i = 0; i < R; ++i) {
+      const int j = i - (R - E::rank);
+      if (x.extents[i] != 1 && (j < 0 || x.inner_extents[j] == 1)) {
+        mask |= 1u << i;
+      }
+    }
+    Tensor<V, E::rank> summed(x.inner_extents);
+    detail::sum_axes_into(summed.data(), g, x.extents, mask);
+    reduced = tape.keep(std::move(summed));
+  }
+  if constexpr (E::rank == R) {
+    // Most broadcasts of an expression are the identity (an operand already of the result's
+    // shape): g passes on unchanged then, in the same type as the reduced copy.
+    backprop(x.inner, OneOf<G, Leaf<V, R>>{{}, x.identity, g, reduced}, tape);
+  } else {
+    backprop(x.inner, reduced, tape);
+  }
+}
+
+template <class E, class G, class Tp>
+void backprop(const Permute<E>& x, const G& g, Tp& tape) {
+  Shape<E::rank> inverse;
+  for (int i = 0; i < E::rank; ++i) {
+    inverse[x.perm[i]] = i;
+  }
+  backprop(x.inner, permute_node(g, inverse), tape);
+}
+
+template <class E, int R, class G, class Tp>
+void backprop(const Reshape<E, R>& x, const G& g, Tp& tape) {
+  backprop(x.inner, reshape_node(g, x.inner_extents), tape);
+}
+
+template <class E, class G, class Tp>
+void backprop(const Slice<E>& x, const G& g, Tp& tape) {
+  backprop(x.inner, Unslice<G>{{}, g, x.axis, x.start, x.step, x.inner.shape(), x.extents[x.axis]},
+           tape);
+}
+
+// ---- backprop_saved: the rule of a saved node, with its whole gradient --------------------
+
+/// An element-wise subtree saved because a GEMM reads it: its own rule.
+template <class N, class Y, class G, class Tp>
+void backprop_saved(const N& node, const Y&, const G& g, Tp& tape) {
+  backprop(node, g, tape);
+}
+
+template <class Op, class E, int R, class Y, class G, class Tp>
+void backprop_saved(const Reduce<Op, E, R>& r, const Y& y, const G& g, Tp& tape) {
+  static_assert(requires { Op::to_extremum; } || requires { Op::partial_reads_input; },
+                "grad: this reduction (prod, argmax, argmin) has no derivative rule; for a product "
+                "of positive numbers write fg::exp(fg::sum(fg::log(x)))");
+  using V = typename Reduce<Op, E, R>::value_type;
+  constexpr int RI = E::rank;
+  if (!depends(r.input, tape)) {
+    return;
+  }
+  const auto in = r.input.shape();
+  const index_t n = r.axis < 0 ? in.size() : in[r.axis];
+  const Scalar<V> unused(0);
+  if constexpr (requires { Op::to_extremum; }) {
+    // The whole gradient goes to the element argmax/argmin picks (the first on ties).
+    const auto arg = tape.keep(evaluate(Reduce<typename Op::arg_op, E, R>{{}, r.input, r.axis, r.extents}));
+    backprop(r.input,
+             ReduceGrad<Op, G, Scalar<V>, Scalar<V>, decltype(arg), RI>{{}, g, unused, unused, arg,
+                                                                        r.axis, in, n},
+             tape);
+  } else if constexpr (Op::partial_reads_input) {
+    backprop(r.input,
+             ReduceGrad<Op, G, E, Y, Scalar<index_t>, RI>{{}, g, r.input, y, Scalar<index_t>(0),
+                                                          r.axis, in, n},
+             tape);
+  } else {
+    backprop(r.input,
+             ReduceGrad<Op, G, Scalar<V>, Scalar<V>, Scalar<index_t>, RI>{
+                 {}, g, unused, unused, Scalar<index_t>(0), r.axis, in, n},
+             tape);
+  }
+}
+
+/// C = A B (batched when rank 3): dA = g Bᵀ, dB = Aᵀ g. Operands are leaves or saved nodes, so
+/// their values are memory and every transpose is a GEMM flag. A rank-2 operand shared by a batch
+/// gets the sum over the batch: one GEMM when the batch folds into the rows, else GEMM + sum.
+template <class A, class B, class Y, class G, class Tp>
+void backprop_saved(const Matmul<A, B>& mm, const Y&, const G& g, Tp& tape) {
+  const auto av = detail::value_of(mm.a);
+  const auto bv = detail::value_of(mm.b);
+  if (depends(mm.a, tape)) {
+    detail::backprop_gemm_operand(mm.a, matmul(g, detail::transpose_last(bv)), tape);
+  }
+  if (depends(mm.b, tape)) {
+    if constexpr (A::rank == 3 && B::rank == 2) {
+      Leaf<typename decltype(av)::storage_type, 2> a2;
+      if (detail::collapse_batch(av, a2)) {  // sum_b A_bᵀ g_b = (A as (B·M, K))ᵀ (g as (B·M, N))
+        const auto gs = g.shape();
+        const Leaf<typename G::storage_type, 2> g2(g.data, Shape<2>({gs[0] * gs[1], gs[2]}));
+        backprop(mm.b, matmul(transpose(a2), g2), tape);
+        return;
+      }
+    }
+    detail::backprop_gemm_operand(mm.b, matmul(detail::transpose_last(av), g), tape);
+  }
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS

@@ -1,0 +1,112 @@
+// fusegrad/eval/reduce_axes.hpp — a reduction over a set of axes at once, in one kernel.
+//
+// Autodiff needs it wherever a gradient is summed back to a smaller shape: a broadcast operand
+// (`b` in `x + b`), a leaf read with zero strides. The reduced axes are given as a bit mask; the
+// result holds the kept axes in C order.
+#pragma once
+
+#include "fusegrad/eval/assign.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+namespace detail {
+
+/// Element i = o * len + l of the input regrouped as (kept axes, reduced axes), both in C order:
+/// the load of a reduction over axes that do not form one block.
+template <class K>
+struct LoadRegrouped {
+  static constexpr int rank = K::rank;
+  K k;
+  Shape<rank> extents;
+  Shape<rank> kept;     // axis numbers, first `kept_count` used
+  Shape<rank> reduced;  // axis numbers, first `reduced_count` used
+  int kept_count = 0;
+  int reduced_count = 0;
+  index_t len = 1;
+
+  FG_HOST_DEVICE typename K::value_type operator()(index_t i) const {
+    Shape<rank> index;
+    index_t o = i / len, l = i % len;
+    for (int j = reduced_count - 1; j >= 0; --j) {
+      const int a = static_cast<int>(reduced[j]);
+      index[a] = l % extents[a];
+      l /= extents[a];
+    }
+    for (int j = kept_count - 1; j >= 0; --j) {
+      const int a = static_cast<int>(kept[j]);
+      index[a] = o % extents[a];
+      o /= extents[a];
+    }
+    return k.at(index);
+  }
+};
+
+/// The reduced axes in `mask` as (outer, len, inner) when they form one block of the C order
+/// (axes of extent 1 ignored); false otherwise.
+template <int R>
+bool reduction_block(const Shape<R>& extents, unsigned mask, index_t& outer, index_t& len,
+                     index_t& inner) {
+  outer = len = inner = 1;
+  int phase = 0;  // 0: kept axes before the reduced block, 1: in it, 2: after it
+  for (int i = 0; i < R; ++i) {
+    if (extents[i] == 1) {
+      continue;
+    }
+    if ((mask >> i) & 1u) {
+      if (phase == 2) {
+        return false;
+      }
+      phase = 1;
+      len *= extents[i];
+    } else {
+      phase = phase == 1 ? 2 : phase;
+      (phase == 0 ? outer : inner) *= extents[i];
+    }
+  }
+  return true;
+}
+
+/// out[kept index, C order] = Red over k at every index that differs only on the axes in `mask`
+/// (bit i set: reduce axis i), for axes that form one block of the C order. One kernel. (Indexed
+/// loads only: one kernel to compile per tree, not two; this runs on gradients, rarely linear.)
+template <class Red, class Out, class K, int R>
+void reduce_block(Out* out, const K& k, const Shape<R>& extents, index_t outer, index_t len,
+                  index_t inner) {
+  backend::reduce_axis<Red>(outer, len, inner, LoadIndexed<K>{k, extents}, out);
+}
+
+/// Sums the tree `e` (of shape `extents`) over the axes in `mask` into `out`, the kept axes in C
+/// order. One kernel when the reduced axes form one block of the C order (a broadcast operand's
+/// leading axes, say); otherwise e is evaluated first and its copy regrouped (two kernels).
+template <class E, class T, int R>
+void sum_axes_into(T* out, const E& e, const Shape<R>& extents, unsigned mask) {
+  Plan plan;
+  const auto k = e.prepare(plan);
+  using K = decltype(k);
+  using V = typename K::value_type;
+  using Red = typename ops::sum::template reducer<V>;
+  index_t outer, len, inner;
+  if (reduction_block(extents, mask, outer, len, inner)) {
+    reduce_block<Red>(out, k, extents, outer, len, inner);
+    return;
+  }
+  // Only leaves get the regrouping load: it is compiled once per dtype and rank.
+  Tensor<V, R> copy(extents);
+  write(copy.data(), extents, k);
+  LoadRegrouped<Leaf<V, R>> load{copy.view(), extents, {}, {}, 0, 0, 1};
+  index_t kept_size = 1;
+  for (int i = 0; i < R; ++i) {
+    if ((mask >> i) & 1u) {
+      load.reduced[load.reduced_count++] = i;
+      load.len *= extents[i];
+    } else {
+      load.kept[load.kept_count++] = i;
+      kept_size *= extents[i];
+    }
+  }
+  backend::reduce_axis<Red>(kept_size, load.len, 1, load, out);
+}
+
+}  // namespace detail
+
+}  // namespace fusegrad::inline FG_BACKEND_NS
