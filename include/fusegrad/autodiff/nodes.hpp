@@ -41,7 +41,7 @@ struct ReduceGrad : ExprBase<ReduceGrad<Op, G, X, Y, Arg, RI>> {
       if constexpr (out_rank == RI) {  // keepdims
         r = index;
         r[axis] = 0;
-      } else {
+      } else if constexpr (out_rank > 0) {
         FG_UNROLL for (int i = 0, j = 0; i < RI; ++i) {
           if (i != axis) {
             r[j++] = index[i];
@@ -114,7 +114,7 @@ template <class A, class B>
 struct OneOf : ExprBase<OneOf<A, B>> {
   using value_type = typename A::value_type;
   static constexpr int rank = A::rank;
-  static constexpr bool may_be_linear = linear_possible<A>() && linear_possible<B>();
+  static constexpr bool may_be_linear = linear_possible<A>() || linear_possible<B>();
   bool first = true;
   A a;
   B b;
@@ -123,10 +123,17 @@ struct OneOf : ExprBase<OneOf<A, B>> {
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
     return first ? a.at(index) : static_cast<value_type>(b.at(index));
   }
+  /// Only called when linear(): the chosen side is linear (so it can be).
   FG_HOST_DEVICE value_type at_linear(index_t i) const {
-    return first ? a.at_linear(i) : static_cast<value_type>(b.at_linear(i));
+    if constexpr (linear_possible<A>() && linear_possible<B>()) {
+      return first ? a.at_linear(i) : static_cast<value_type>(b.at_linear(i));
+    } else if constexpr (linear_possible<A>()) {
+      return a.at_linear(i);
+    } else {
+      return static_cast<value_type>(b.at_linear(i));
+    }
   }
-  bool linear() const { return first ? a.linear() : b.linear(); }
+  bool linear() const { return first ? is_linear(a) : is_linear(b); }
   template <class Plan>
   auto prepare(Plan& plan) const {
     auto pa = a.prepare(plan);

@@ -47,27 +47,85 @@ struct Vjp {
   }
 };
 
-template <std::size_t I, class Op, class... A, class G, std::size_t... J>
-auto vjp_node(const Map<Op, A...>& x, const G& g, std::index_sequence<J...>) {
-  using Out = Map<Vjp<Op, I>, G, A...>;
-  return Out(Vjp<Op, I>{x.op}, x.extents, g, detail::get<J>(x.args)...);
+/// g times a number, in type T: the rule of an op whose partial is a constant (+, -, cast).
+template <class T>
+struct Scale {
+  static constexpr const char* name = "grad";
+  T factor;
+  template <class G>
+  FG_HOST_DEVICE T operator()(G g) const {
+    return static_cast<T>(g) * factor;
+  }
+};
+
+/// The gradient of operand I of x, given the gradient g of x: g · partial<I>(x's operands).
+template <std::size_t I, class Op, class... A, class G>
+auto vjp_node(const Map<Op, A...>& x, const G& g) {
+  using XI = typename nth<I, A...>::type::value_type;
+  if constexpr (requires { Op::constant_partials; }) {
+    const auto factor = static_cast<XI>(x.op.template partial<I>(typename A::value_type{}...));
+    return Map<Scale<XI>, G>(Scale<XI>{factor}, x.extents, g);
+  } else {
+    return [&]<std::size_t... J>(std::index_sequence<J...>) {
+      return Map<Vjp<Op, I>, G, A...>(Vjp<Op, I>{x.op}, x.extents, g, detail::get<J>(x.args)...);
+    }(std::index_sequence_for<A...>{});
+  }
+}
+
+template <std::size_t I, class Op, class... A>
+constexpr bool differentiable_operand() {
+  using AI = typename nth<I, A...>::type;
+  return std::is_floating_point_v<typename AI::value_type> && has_partial<Op, I, typename A::value_type...>;
 }
 
 template <std::size_t I, class Op, class... A, class G, class Tp>
-void backprop_operand(const Map<Op, A...>& x, const G& g, Tp& tape) {
-  using AI = typename nth<I, A...>::type;
-  if constexpr (std::is_floating_point_v<typename AI::value_type> &&
-                has_partial<Op, I, typename A::value_type...>) {
+void backprop_operand(const Map<Op, A...>& x, const G& g, Tp& tape, int skip) {
+  if constexpr (differentiable_operand<I, Op, A...>()) {
     const auto& operand = detail::get<I>(x.args);
-    if (depends(operand, tape)) {
-      backprop(operand, vjp_node<I>(x, g, std::index_sequence_for<A...>{}), tape);
+    if (static_cast<int>(I) != skip && depends(operand, tape)) {
+      backprop(operand, vjp_node<I>(x, g), tape);
     }
   }
 }
 
+/// The saved node an operand reads as it is (itself, or an identity broadcast of it); nullptr for
+/// any other operand.
+template <class E>
+struct broadcasts_saved : std::false_type {};
+template <class N, int R>
+struct broadcasts_saved<Broadcast<Saved<N>, R>> : std::bool_constant<N::rank == R> {};
+
+template <class E>
+auto* saved_state_of(const E& e) {
+  if constexpr (is_saved<E>::value) {
+    return e.state.get();
+  } else if constexpr (broadcasts_saved<E>::value) {
+    return e.identity ? e.inner.state.get() : nullptr;
+  } else {
+    return static_cast<SavedState<int>*>(nullptr);
+  }
+}
+
+/// The first operand that is a saved node whose gradient is the Map's own (a sum: operands of
+/// +, the first of -); -1 for none.
+template <class Op, class... A>
+constexpr int sum_operand_saved() {
+  using V = typename Map<Op, A...>::value_type;
+  constexpr bool sum = std::is_same_v<Op, ops::add> || std::is_same_v<Op, ops::sub>;
+  constexpr bool saved[] = {
+      (!std::is_same_v<decltype(saved_state_of(std::declval<const A&>())), SavedState<int>*> &&
+       std::is_same_v<typename A::value_type, V>)...};
+  for (std::size_t i = 0; i < sizeof...(A); ++i) {
+    if (sum && saved[i] && (i == 0 || std::is_same_v<Op, ops::add>)) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
 template <class Op, class... A, class G, class Tp, std::size_t... I>
-void backprop_map(const Map<Op, A...>& x, const G& g, Tp& tape, std::index_sequence<I...>) {
-  (backprop_operand<I>(x, g, tape), ...);
+void backprop_map(const Map<Op, A...>& x, const G& g, Tp& tape, int skip, std::index_sequence<I...>) {
+  (backprop_operand<I>(x, g, tape, skip), ...);
 }
 
 /// The value of a recorded GEMM operand (a leaf, or a saved node's value).
@@ -138,9 +196,29 @@ void backprop(const Saved<N>& x, const G& g, Tp&) {
   }
 }
 
+/// Each operand gets g · partial. One case is scheduled with care: a sum with a saved operand
+/// (`matmul(x, W) + b`). The saved node is going to store its gradient anyway; when this is the
+/// first to arrive, it is stored first, and the other operands (the bias) read the stored copy
+/// instead of recomputing the expression: same kernels, less traffic, simpler kernels to compile.
 template <class Op, class... A, class G, class Tp>
 void backprop(const Map<Op, A...>& x, const G& g, Tp& tape) {
-  detail::backprop_map(x, g, tape, std::index_sequence_for<A...>{});
+  constexpr int s = detail::sum_operand_saved<Op, A...>();
+  if constexpr (s >= 0) {
+    using V = typename G::value_type;
+    constexpr auto I = static_cast<std::size_t>(s);
+    auto* state = detail::saved_state_of(detail::get<I>(x.args));
+    OneOf<G, Leaf<V, Map<Op, A...>::rank>> gg{{}, true, g, {}};
+    int skip = -1;
+    if (state != nullptr && state->depends && !state->has_grad) {
+      accumulate(state->grad, state->has_grad, detail::vjp_node<I>(x, g));
+      gg.first = false;
+      gg.b = state->grad.view();
+      skip = s;
+    }
+    detail::backprop_map(x, gg, tape, skip, std::index_sequence_for<A...>{});
+  } else {
+    detail::backprop_map(x, g, tape, -1, std::index_sequence_for<A...>{});
+  }
 }
 
 template <class E, int R, class G, class Tp>

@@ -67,11 +67,16 @@ bool reduction_block(const Shape<R>& extents, unsigned mask, index_t& outer, ind
 }
 
 /// out[kept index, C order] = Red over k at every index that differs only on the axes in `mask`
-/// (bit i set: reduce axis i), for axes that form one block of the C order. One kernel. (Indexed
-/// loads only: one kernel to compile per tree, not two; this runs on gradients, rarely linear.)
+/// (bit i set: reduce axis i), for axes that form one block of the C order. One kernel.
 template <class Red, class Out, class K, int R>
 void reduce_block(Out* out, const K& k, const Shape<R>& extents, index_t outer, index_t len,
                   index_t inner) {
+  if constexpr (linear_possible<K>()) {
+    if (k.linear()) {  // the input's C order is already (outer, len, inner)
+      backend::reduce_axis<Red>(outer, len, inner, LoadLinear<K>{k}, out);
+      return;
+    }
+  }
   backend::reduce_axis<Red>(outer, len, inner, LoadIndexed<K>{k, extents}, out);
 }
 

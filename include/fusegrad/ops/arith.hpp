@@ -3,7 +3,8 @@
 // Each functor is the single source of truth for its op: its value (device and host), the name
 // error messages and printing use, and its derivative: `partial<I>(x...)` is d op / d x_I at the
 // same arguments (autodiff multiplies it by the upstream gradient). An op without partial<I> passes
-// no gradient to operand I (comparisons; where's condition).
+// no gradient to operand I (comparisons; where's condition). `constant_partials` says the partials
+// never read the arguments (+, -, negation, cast): the gradient kernel then reads none of them.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,7 @@ namespace fusegrad::ops {
 
 struct add {
   static constexpr const char* name = "add";
+  static constexpr bool constant_partials = true;  // partial<I> does not read the arguments
   template <class A, class B>
   FG_HOST_DEVICE auto operator()(A a, B b) const {
     return a + b;
@@ -32,6 +34,7 @@ struct add {
 
 struct sub {
   static constexpr const char* name = "sub";
+  static constexpr bool constant_partials = true;  // partial<I> does not read the arguments
   template <class A, class B>
   FG_HOST_DEVICE auto operator()(A a, B b) const {
     return a - b;
@@ -87,6 +90,7 @@ struct div {
 
 struct neg {
   static constexpr const char* name = "neg";
+  static constexpr bool constant_partials = true;  // partial<I> does not read the arguments
   template <class A>
   FG_HOST_DEVICE A operator()(A a) const {
     return -a;
@@ -161,6 +165,7 @@ struct where {
 template <class U>
 struct cast {
   static constexpr const char* name = "cast";
+  static constexpr bool constant_partials = true;
   template <class A>
   FG_HOST_DEVICE compute_t<U> operator()(A a) const {
     return static_cast<compute_t<U>>(a);
