@@ -422,6 +422,16 @@ inline void progress(const Row& r) {
   std::fprintf(stderr, "\n");
 }
 
+/// Times the variants of one size (measure_all) and shows the row on stderr.
+inline Row measure_row(const Options& o, int log2n, const std::vector<std::function<void()>>& fs) {
+  Row row;
+  row.log2n = log2n;
+  const std::vector<double> t = measure_all(o, fs);
+  std::copy(t.begin(), t.end(), row.t);
+  progress(row);
+  return row;
+}
+
 /// The two tables: times, then GB/s and ratios. `bytes_per_n[v]` is variant v's counted traffic
 /// divided by n.
 inline void report(const std::vector<Row>& rows, const double (&bytes_per_n)[variants], bool with_eigen) {

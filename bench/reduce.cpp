@@ -158,12 +158,7 @@ int run(const bench::Options& o) {
       fs.pop_back();
     }
 
-    bench::Row row;
-    row.log2n = lg;
-    const std::vector<double> t = bench::measure_all(o, fs);
-    std::copy(t.begin(), t.end(), row.t);
-    bench::progress(row);
-    rows.push_back(row);
+    rows.push_back(bench::measure_row(o, lg, fs));
   }
 
   //                                 fused unfused memcpy loop hand eigen

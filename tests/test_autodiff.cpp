@@ -20,18 +20,13 @@ using fgtest::check_gradients;
 using fgtest::Dims;
 using fgtest::LaunchCounter;
 
-template <int R>
-fg::Tensor<double, R> rnd(const Dims& d, std::mt19937& rng, double lo = -1, double hi = 1) {
-  return fgtest::random_tensor<double, R>(d, rng, lo, hi);
-}
-
 TEST_CASE("autodiff: unary element-wise ops", "[autodiff][elementwise]") {
   std::mt19937 rng(1101);
   for (int trial = 0; trial < 3; ++trial) {
     const Dims d = fgtest::random_dims<2>(rng, 9);
     INFO("shape " << fgtest::dims_str(d));
-    auto x = rnd<2>(d, rng, -2, 2);
-    auto p = rnd<2>(d, rng, 0.2, 3);  // positive: log, sqrt, rsqrt, pow(x, 0.5)
+    auto x = fgtest::random_double<2>(d, rng, -2, 2);
+    auto p = fgtest::random_double<2>(d, rng, 0.2, 3);  // positive: log, sqrt, rsqrt, pow(x, 0.5)
     check_gradients("neg exp sin cos", [](auto& a) { return fg::sum(fg::exp(-a) * fg::sin(a) + fg::cos(a)); }, rng, x);
     check_gradients("tanh sigmoid", [](auto& a) { return fg::sum(fg::tanh(a) * fg::sigmoid(2.0 * a)); }, rng, x);
     check_gradients("relu abs square", [](auto& a) { return fg::sum(fg::sin(fg::relu(a) + fg::abs(a) * fg::square(a))); }, rng, x);
@@ -45,10 +40,10 @@ TEST_CASE("autodiff: binary ops with broadcasting, numbers on both sides", "[aut
   for (int trial = 0; trial < 3; ++trial) {
     const index_t m = std::uniform_int_distribution<index_t>(1, 7)(rng);
     const index_t n = std::uniform_int_distribution<index_t>(1, 7)(rng);
-    auto a = rnd<2>({m, n}, rng);
-    auto row = rnd<1>({n}, rng);      // broadcast along axis 0 (a leaf with a zero stride)
-    auto col = rnd<2>({m, 1}, rng);   // size-1 dimension stretched
-    auto den = rnd<2>({m, n}, rng, 0.5, 2);
+    auto a = fgtest::random_double<2>({m, n}, rng);
+    auto row = fgtest::random_double<1>({n}, rng);      // broadcast along axis 0 (a leaf with a zero stride)
+    auto col = fgtest::random_double<2>({m, 1}, rng);   // size-1 dimension stretched
+    auto den = fgtest::random_double<2>({m, n}, rng, 0.5, 2);
     INFO("m " << m << ", n " << n);
     check_gradients("add sub mul", [](auto& x, auto& r, auto& c) {
       return fg::sum(fg::sin((x + r) * c - r * 2.0 + 1.0 - x));
@@ -70,7 +65,7 @@ TEST_CASE("autodiff: reductions over everything, one axis, keepdims", "[autodiff
   for (int trial = 0; trial < 2; ++trial) {
     const Dims d = fgtest::random_dims<3>(rng, 6);
     INFO("shape " << fgtest::dims_str(d));
-    auto x = rnd<3>(d, rng, -2, 2);
+    auto x = fgtest::random_double<3>(d, rng, -2, 2);
     check_gradients("sum", [](auto& a) { return fg::sum(fg::sin(fg::sum(a * a, 1))) + fg::sum(a); }, rng, x);
     check_gradients("mean", [](auto& a) { return fg::sum(fg::sin(fg::mean(fg::exp(a), 2, fg::keepdims) * a)) + fg::mean(a); }, rng, x);
     check_gradients("max min", [](auto& a) {
@@ -93,9 +88,9 @@ TEST_CASE("autodiff: views of variables and of expressions", "[autodiff][views]"
     const index_t b = std::uniform_int_distribution<index_t>(1, 5)(rng);
     const index_t c = std::uniform_int_distribution<index_t>(2, 6)(rng);
     INFO("a " << a << ", b " << b << ", c " << c);
-    auto x = rnd<3>({a, b, c}, rng);
-    auto m = rnd<2>({c, a}, rng);
-    auto v = rnd<1>({b}, rng);
+    auto x = fgtest::random_double<3>({a, b, c}, rng);
+    auto m = fgtest::random_double<2>({c, a}, rng);
+    auto v = fgtest::random_double<1>({b}, rng);
     check_gradients("permute of a variable and of an expression", [](auto& t) {
       return fg::sum(fg::sin(fg::permute(t, {2, 0, 1}) * fg::permute(fg::exp(t), {2, 0, 1})));
     }, rng, x);

@@ -20,23 +20,18 @@ using fgtest::check_gradients;
 using fgtest::Dims;
 using fgtest::LaunchCounter;
 
-template <int R>
-fg::Tensor<double, R> rnd(const Dims& d, std::mt19937& rng, double lo = -1, double hi = 1) {
-  return fgtest::random_tensor<double, R>(d, rng, lo, hi);
-}
-
 TEST_CASE("autodiff: matmul, transposed operands, batches and shared matrices", "[autodiff][matmul]") {
   std::mt19937 rng(1106);
   for (int trial = 0; trial < 2; ++trial) {
     std::uniform_int_distribution<index_t> e(1, 6);
     const index_t bt = e(rng) + 1, m = e(rng), k = e(rng), n = e(rng);
     INFO("batch " << bt << ", m " << m << ", k " << k << ", n " << n);
-    auto a = rnd<2>({m, k}, rng);
-    auto b = rnd<2>({k, n}, rng);
-    auto bT = rnd<2>({n, k}, rng);
-    auto a3 = rnd<3>({bt, m, k}, rng);
-    auto b3 = rnd<3>({bt, k, n}, rng);
-    auto one3 = rnd<3>({1, k, n}, rng);
+    auto a = fgtest::random_double<2>({m, k}, rng);
+    auto b = fgtest::random_double<2>({k, n}, rng);
+    auto bT = fgtest::random_double<2>({n, k}, rng);
+    auto a3 = fgtest::random_double<3>({bt, m, k}, rng);
+    auto b3 = fgtest::random_double<3>({bt, k, n}, rng);
+    auto one3 = fgtest::random_double<3>({1, k, n}, rng);
     check_gradients("2-D", [](auto& x, auto& y) { return fg::sum(fg::sin(fg::matmul(x, y))); }, rng, a, b);
     check_gradients("transposed operand", [](auto& x, auto& y) { return fg::sum(fg::sin(fg::matmul(x, fg::transpose(y)))); }, rng, a, bT);
     check_gradients("expression operands", [](auto& x, auto& y) { return fg::sum(fg::sin(fg::matmul(fg::tanh(x), y * 2.0))); }, rng, a, b);
@@ -53,8 +48,8 @@ TEST_CASE("autodiff: matmul, transposed operands, batches and shared matrices", 
 TEST_CASE("autodiff: softmax family and losses", "[autodiff][nn]") {
   std::mt19937 rng(1107);
   const index_t n = 6, c = 5;
-  auto z = rnd<2>({n, c}, rng, -3, 3);
-  auto t = rnd<2>({n, c}, rng);
+  auto z = fgtest::random_double<2>({n, c}, rng, -3, 3);
+  auto t = fgtest::random_double<2>({n, c}, rng);
   std::vector<int> lv(static_cast<std::size_t>(n));
   for (auto& l : lv) {
     l = std::uniform_int_distribution<int>(0, static_cast<int>(c) - 1)(rng);
@@ -89,8 +84,8 @@ struct Mlp {
   fg::Tensor<double, 1> b1, b2;
   fg::Tensor<int, 1> labels;
   Mlp(index_t batch, index_t d, index_t h, index_t c, std::mt19937& rng)
-      : x(rnd<2>({batch, d}, rng)), W1(rnd<2>({d, h}, rng, -0.5, 0.5)), W2(rnd<2>({h, c}, rng, -0.5, 0.5)),
-        b1(rnd<1>({h}, rng, -0.5, 0.5)), b2(rnd<1>({c}, rng, -0.5, 0.5)),
+      : x(fgtest::random_double<2>({batch, d}, rng)), W1(fgtest::random_double<2>({d, h}, rng, -0.5, 0.5)), W2(fgtest::random_double<2>({h, c}, rng, -0.5, 0.5)),
+        b1(fgtest::random_double<1>({h}, rng, -0.5, 0.5)), b2(fgtest::random_double<1>({c}, rng, -0.5, 0.5)),
         labels(fgtest::random_tensor<int, 1>(Dims{batch}, rng, 0, static_cast<double>(c - 1))) {}
 };
 
@@ -168,8 +163,8 @@ TEST_CASE("autodiff: fusion of element-wise backward chains", "[autodiff][fusion
 
 TEST_CASE("autodiff: shared subtrees are computed once; repeated variables add up", "[autodiff]") {
   std::mt19937 rng(1111);
-  auto x = rnd<2>({5, 4}, rng);
-  auto w = rnd<2>({4, 3}, rng);
+  auto x = fgtest::random_double<2>({5, 4}, rng);
+  auto w = fgtest::random_double<2>({4, 3}, rng);
   check_gradients("a variable used many times", [](auto& t) { return fg::sum(t * t + fg::exp(t) * t - t); }, rng, x);
   // The product appears twice in the tree; it is computed (and differentiated) once.
   auto z = fg::matmul(x, w);
@@ -191,8 +186,8 @@ TEST_CASE("autodiff: shared subtrees are computed once; repeated variables add u
 
 TEST_CASE("autodiff: a variable the loss does not read gets zeros", "[autodiff]") {
   std::mt19937 rng(1112);
-  auto x = rnd<2>({3, 4}, rng);
-  auto unused = rnd<1>({6}, rng);
+  auto x = fgtest::random_double<2>({3, 4}, rng);
+  auto unused = fgtest::random_double<1>({6}, rng);
   auto [gx, gu] = fg::grad(fg::sum(x * x), x, unused);
   CHECK(gu.shape() == unused.shape());
   CHECK(gu.to_vector() == std::vector<double>(6, 0.0));

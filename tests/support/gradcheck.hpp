@@ -70,6 +70,12 @@ std::pair<std::vector<double>, std::vector<std::size_t>> finite_differences(
   return {fd, points};
 }
 
+/// A double tensor of shape d, uniform in [lo, hi).
+template <int R>
+fg::Tensor<double, R> random_double(const Dims& d, std::mt19937& rng, double lo = -1, double hi = 1) {
+  return random_tensor<double, R>(d, rng, lo, hi);
+}
+
 template <class T, int R>
 fg::Tensor<float, R> to_float(const fg::Tensor<T, R>& t) {
   return fg::Tensor<float, R>(fg::cast<float>(t));

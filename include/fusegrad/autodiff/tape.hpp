@@ -82,10 +82,7 @@ class Tape {
   /// Keeps a temporary of the backward pass alive until the tape ends; returns a view of it.
   template <class T, int R>
   Leaf<T, R> keep(Tensor<T, R>&& t) {
-    auto owned = std::make_shared<Tensor<T, R>>(std::move(t));
-    Leaf<T, R> leaf = owned->view();
-    kept_.push_back(std::move(owned));
-    return leaf;
+    return kept_.keep(std::move(t));
   }
 
   /// Runs the rules of the Saved nodes that received a gradient, parents before children.
@@ -133,7 +130,7 @@ class Tape {
   std::array<bool, sizeof...(Vars)> has_{};
   std::vector<std::pair<const void*, std::shared_ptr<void>>> saved_;
   std::vector<std::function<void()>> backward_;
-  std::vector<std::shared_ptr<void>> kept_;
+  Plan kept_;  // temporaries of the backward pass
 };
 
 }  // namespace fusegrad::inline FG_BACKEND_NS

@@ -26,11 +26,18 @@ inline void check_cublas(cublasStatus_t status, const char* call, const char* fi
 namespace backend {
 namespace detail {
 
+/// cuBLAS's workspace: NVIDIA's recommended 32 MiB for Hopper, owned by us and set once, so a GEMM
+/// captured in a CUDA graph never allocates (see cublasSetWorkspace).
+inline constexpr std::size_t cublas_workspace_bytes = std::size_t(32) << 20;
+
 inline cublasHandle_t cublas_handle() {
   static cublasHandle_t handle = [] {
     cublasHandle_t h = nullptr;
     FG_CUBLAS_CHECK(cublasCreate(&h));
     FG_CUBLAS_CHECK(cublasSetStream(h, cuda_stream()));
+    void* workspace = nullptr;
+    FG_CUDA_CHECK(cudaMalloc(&workspace, cublas_workspace_bytes));
+    FG_CUBLAS_CHECK(cublasSetWorkspace(h, workspace, cublas_workspace_bytes));
     return h;
   }();
   return handle;

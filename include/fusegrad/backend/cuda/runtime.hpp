@@ -81,5 +81,15 @@ inline void copy_on_device(void* dst, const void* src, std::size_t bytes) {
 
 inline void synchronize() { FG_CUDA_CHECK(cudaStreamSynchronize(cuda_stream())); }
 
+/// What "device" means here, for logs: "NVIDIA H100 80GB HBM3 (CUDA backend, sm_90, 132 SMs)".
+inline std::string describe() {
+  int device = 0;
+  FG_CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp p{};
+  FG_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+  return std::string(p.name) + " (CUDA backend, sm_" + std::to_string(p.major * 10 + p.minor) + ", " +
+         std::to_string(p.multiProcessorCount) + " SMs)";
+}
+
 }  // namespace backend
 }  // namespace fusegrad::inline FG_BACKEND_NS

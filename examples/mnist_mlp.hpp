@@ -1,0 +1,149 @@
+// examples/mnist_mlp.hpp — the 784-128-ReLU-10 classifier the MNIST example trains, shared with its
+// test (tests/test_train.cpp) and benchmark (bench/mlp_train.cpp): the model, its loss, the
+// optimizers, one training step, and where the MNIST-format files are looked for.
+#pragma once
+
+#include <fusegrad/fusegrad.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace mnist {
+
+namespace fg = fusegrad;
+using fg::index_t;
+
+inline constexpr index_t pixels = 784;
+inline constexpr index_t hidden = 128;
+inline constexpr index_t classes = 10;
+
+enum class Loss { cross_entropy, mse };
+
+/// The network: logits = relu(x W1 + b1) W2 + b2, x (B, 784), W1 (784, 128), W2 (128, 10).
+struct Model {
+  fg::nn::Linear<float> fc1;
+  fg::nn::Linear<float> fc2;
+
+  explicit Model(std::uint64_t seed) : fc1(pixels, hidden, seed), fc2(hidden, classes, seed + 1000) {}
+
+  template <class X>
+  auto logits(const X& x) const {  // (B, 10)
+    return fc2(fg::relu(fc1(x)));
+  }
+
+  /// The mean loss over the batch: softmax cross-entropy, or the textbook ½ Σ (y − ŷ)² of the
+  /// logits against one-hot targets.
+  /// Calls f(loss) with the loss of logits z against labels y, a lazy scalar expression.
+  template <class Z, class Y, class F>
+  static void with_loss_of_logits(Loss kind, const Z& z, const Y& y, F&& f) {
+    if (kind == Loss::mse) {
+      f(fg::mean(fg::nn::mse(z, fg::nn::one_hot<float>(y, classes))));
+    } else {
+      f(fg::mean(fg::nn::cross_entropy(z, y)));
+    }
+  }
+  /// Calls f(loss) with the model's loss on images x against labels y.
+  template <class X, class Y, class F>
+  void with_loss(Loss kind, const X& x, const Y& y, F&& f) const {
+    with_loss_of_logits(kind, logits(x), y, f);
+  }
+};
+
+/// SGD (with momentum) or Adam over the model's four tensors; one fused launch per step.
+class Optimizer {
+ public:
+  Optimizer(Model& m, const std::string& name, double lr) {
+    auto params = fg::optim::params(m.fc1.W, m.fc1.b, m.fc2.W, m.fc2.b);
+    if (name == "sgd") {
+      opt_.emplace<fg::optim::SGD<float>>(params, fg::optim::SGDOptions{.lr = lr, .momentum = 0.9});
+    } else if (name == "adam") {
+      opt_.emplace<fg::optim::Adam<float>>(params, fg::optim::AdamOptions{.lr = lr});
+    } else {
+      throw fg::error("unknown optimizer '" + name + "' (use sgd or adam)");
+    }
+    name_ = name;
+  }
+  template <class Grads>
+  void step(const Grads& grads) {
+    visit([&](auto& o) { o.step(grads); });
+  }
+  /// f(name, tensor) for each tensor of the optimizer's state (moments, step count, lr).
+  template <class F>
+  void visit_state(F&& f) {
+    visit([&](auto& o) { o.visit_state(f); });
+  }
+  const std::string& name() const { return name_; }
+  /// The learning rate the next step uses (kept on the device: captured steps see changes).
+  void set_lr(double lr) {
+    visit([&](auto& o) { o.set_lr(lr); });
+  }
+
+ private:
+  template <class F>
+  void visit(F&& f) {
+    std::visit([&](auto& o) {
+      if constexpr (!std::is_same_v<std::remove_cvref_t<decltype(o)>, std::monostate>) {
+        f(o);
+      }
+    }, opt_);
+  }
+  std::variant<std::monostate, fg::optim::SGD<float>, fg::optim::Adam<float>> opt_;
+  std::string name_;
+};
+
+/// One training step on a batch: forward, backward, optimizer update, and the batch's summed loss
+/// added to `loss_sum` on the device (nothing is read back, so it can be captured as a graph).
+inline void train_step(Model& m, Optimizer& opt, Loss kind, const fg::Tensor<float, 2>& x,
+                       const fg::Tensor<std::int32_t, 1>& y, fg::Tensor<float, 0>& loss_sum) {
+  m.with_loss(kind, x, y, [&](const auto& loss) {
+    auto [value, grads] = fg::value_and_grad(loss, m.fc1.W, m.fc1.b, m.fc2.W, m.fc2.b);
+    opt.step(grads);
+    loss_sum += value * static_cast<float>(x.shape(0));
+  });
+}
+
+/// The four IDX files of an MNIST-format dataset, raw or gzipped.
+struct Files {
+  std::filesystem::path train_images, train_labels, test_images, test_labels;
+};
+
+/// `dir/stem` or `dir/stem.gz`, whichever exists.
+inline std::optional<std::filesystem::path> find_file(const std::filesystem::path& dir, const std::string& stem) {
+  for (const std::string& name : {stem, stem + ".gz"}) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(dir / name, ec)) {
+      return dir / name;
+    }
+  }
+  return std::nullopt;
+}
+
+/// The dataset files in `dir`, if all four are there.
+inline std::optional<Files> files_in(const std::filesystem::path& dir) {
+  auto a = find_file(dir, "train-images-idx3-ubyte");
+  auto b = find_file(dir, "train-labels-idx1-ubyte");
+  auto c = find_file(dir, "t10k-images-idx3-ubyte");
+  auto d = find_file(dir, "t10k-labels-idx1-ubyte");
+  if (a && b && c && d) {
+    return Files{*a, *b, *c, *d};
+  }
+  return std::nullopt;
+}
+
+/// Where the example looks when no --data is given, in order.
+inline std::vector<std::filesystem::path> default_data_dirs() {
+  std::vector<std::filesystem::path> dirs;
+  if (const char* env = std::getenv("FUSEGRAD_DATA"); env != nullptr && *env != '\0') {
+    dirs.emplace_back(env);
+  }
+  dirs.emplace_back("./data/mnist");
+  dirs.emplace_back("/usr/share/datasets/fashion-mnist");
+  return dirs;
+}
+
+}  // namespace mnist

@@ -1,0 +1,102 @@
+// fusegrad/eval/compile.hpp — compile_step(f): a training step (or any function that only issues
+// fusegrad work) captured once and replayed.
+//
+//   auto step = fg::compile_step([&](const auto& x, const auto& y) {
+//     auto [loss, grads] = fg::value_and_grad(model_loss(x, y), W1, b1, W2, b2);
+//     opt.step(grads);
+//     loss_sum += loss;
+//   });
+//   for (const auto& batch : loader.epoch(e)) step(batch.x(), batch.y());
+//
+// CUDA: the first call with given tensor arguments (their addresses and shapes) runs f as usual,
+// which initialises what is created on first use (cuBLAS, launch sizes); the second captures f as
+// a CUDA graph; every later call replays it with one launch, so the step's dozen kernels cost one
+// launch of host time. Host backend: f runs directly every time.
+//
+// Rules for f (CUDA): the arguments must be tensors; f must not synchronise (no item(), no
+// to_vector(), no copies from the host); everything f reads on the host is read at capture, so
+// what changes from step to step must live in device memory — the data (tensors at fixed
+// addresses: the loader's batch slots), the optimizer's learning rate and step count are. A new
+// argument address or shape (the last, smaller batch) gets its own graph.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "fusegrad/memory/tensor.hpp"
+
+#if defined(FG_BACKEND_CUDA)
+#include "fusegrad/backend/cuda/graph.hpp"
+#endif
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+template <class F>
+class CompiledStep {
+ public:
+  explicit CompiledStep(F f) : f_(std::move(f)) {}
+
+  template <class... T, int... R>
+  void operator()(const Tensor<T, R>&... args) {
+#if defined(FG_BACKEND_CUDA)
+    std::vector<index_t> key;
+    (append_key(key, args), ...);
+    Entry* entry = nullptr;
+    for (auto& e : entries_) {
+      if (e.key == key) {
+        entry = &e;
+      }
+    }
+    if (entry == nullptr) {
+      entries_.push_back(Entry{std::move(key), {}});
+      f_(args...);  // first call: eager, so that everything created on first use exists
+      return;
+    }
+    if (!entry->graph) {
+      entry->graph.capture([&] { f_(args...); });
+    }
+    entry->graph.launch();
+#else
+    f_(args...);
+#endif
+  }
+
+  /// Graphs captured so far (0 on the host backend).
+  std::size_t graphs() const {
+#if defined(FG_BACKEND_CUDA)
+    std::size_t n = 0;
+    for (const auto& e : entries_) {
+      n += e.graph ? 1 : 0;
+    }
+    return n;
+#else
+    return 0;
+#endif
+  }
+
+ private:
+#if defined(FG_BACKEND_CUDA)
+  template <class T, int R>
+  static void append_key(std::vector<index_t>& key, const Tensor<T, R>& t) {
+    key.push_back(reinterpret_cast<index_t>(t.data()));
+    for (int i = 0; i < R; ++i) {
+      key.push_back(t.shape()[i]);
+    }
+  }
+  struct Entry {
+    std::vector<index_t> key;  // address and shape of every argument
+    backend::Graph graph;
+  };
+  std::vector<Entry> entries_;
+#endif
+  F f_;
+};
+
+/// Wraps f (a function of tensors that issues fusegrad work) so that repeated calls with the same
+/// tensors replay a captured CUDA graph. See the file comment for the rules f must follow.
+template <class F>
+CompiledStep<F> compile_step(F f) {
+  return CompiledStep<F>(std::move(f));
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS
