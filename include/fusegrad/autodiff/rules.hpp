@@ -35,7 +35,8 @@ struct nth<0, T0, T...> {
 template <class Op, std::size_t I, class... V>
 concept has_partial = requires(const Op& op, V... v) { op.template partial<I>(v...); };
 
-/// g * d op / d x_I, in x_I's type: the element-wise rule of every op.
+/// g * d op / d x_I, in x_I's type: the element-wise rule of every op (its own vjp<I> when it has
+/// one, a select; else g times its partial).
 template <class Op, std::size_t I>
 struct Vjp {
   static constexpr const char* name = "grad";
@@ -43,7 +44,11 @@ struct Vjp {
   template <class G, class... X>
   FG_HOST_DEVICE auto operator()(G g, X... x) const {
     using XI = typename nth<I, X...>::type;
-    return static_cast<XI>(static_cast<XI>(g) * op.template partial<I>(x...));
+    if constexpr (requires { op.template vjp<I>(static_cast<XI>(g), x...); }) {
+      return static_cast<XI>(op.template vjp<I>(static_cast<XI>(g), x...));
+    } else {
+      return static_cast<XI>(static_cast<XI>(g) * op.template partial<I>(x...));
+    }
   }
 };
 

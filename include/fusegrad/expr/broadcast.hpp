@@ -47,15 +47,21 @@ struct Broadcast : ExprBase<Broadcast<E, R>> {
   FG_HOST_DEVICE value_type at_linear(index_t i) const { return inner.at_linear(i); }
   bool linear() const { return identity && inner.linear(); }
 
+  /// A boundary node inside (a matmul, a reduction) plans to a leaf: the broadcast then becomes
+  /// that leaf re-strided, so the kernel reads it like any tensor (no per-element branch).
   template <class Plan>
   auto prepare(Plan& plan) const {
     auto p = inner.prepare(plan);
-    Broadcast<decltype(p), R> out;
-    out.inner = p;
-    out.extents = extents;
-    out.inner_extents = inner_extents;
-    out.identity = identity;
-    return out;
+    if constexpr (is_leaf<decltype(p)>::value) {
+      return broadcast_leaf(p, extents);
+    } else {
+      Broadcast<decltype(p), R> out;
+      out.inner = p;
+      out.extents = extents;
+      out.inner_extents = inner_extents;
+      out.identity = identity;
+      return out;
+    }
   }
   bool conflicts_with(const void* begin, const void* end, bool same_index) const {
     return inner.conflicts_with(begin, end, same_index && identity);

@@ -3,7 +3,9 @@
 // Each functor is the single source of truth for its op: its value (device and host), the name
 // error messages and printing use, and its derivative: `partial<I>(x...)` is d op / d x_I at the
 // same arguments (autodiff multiplies it by the upstream gradient). An op without partial<I> passes
-// no gradient to operand I (comparisons; where's condition). `constant_partials` says the partials
+// no gradient to operand I (comparisons; where's condition). Ops whose derivative picks rather than
+// scales (relu, abs, maximum, minimum, where) also give `vjp<I>(g, x...)`, g · partial written as a
+// select, which compilers keep branch-free. `constant_partials` says the partials
 // never read the arguments (+, -, negation, cast): the gradient kernel then reads none of them.
 #pragma once
 
@@ -114,10 +116,15 @@ struct maximum {
   FG_HOST_DEVICE auto partial(A a, B b) const {
     const bool first = a != a || a > b;
     if constexpr (I == 0) {
-      return A(first ? 1 : 0);
+      return A(first);
     } else {
-      return B(first ? 0 : 1);
+      return B(!first);
     }
+  }
+  template <std::size_t I, class G, class A, class B>
+  FG_HOST_DEVICE G vjp(G g, A a, B b) const {
+    const bool first = a != a || a > b;
+    return (I == 0) == first ? g : G(0);
   }
 };
 
@@ -134,10 +141,15 @@ struct minimum {
   FG_HOST_DEVICE auto partial(A a, B b) const {
     const bool first = a != a || a < b;
     if constexpr (I == 0) {
-      return A(first ? 1 : 0);
+      return A(first);
     } else {
-      return B(first ? 0 : 1);
+      return B(!first);
     }
+  }
+  template <std::size_t I, class G, class A, class B>
+  FG_HOST_DEVICE G vjp(G g, A a, B b) const {
+    const bool first = a != a || a < b;
+    return (I == 0) == first ? g : G(0);
   }
 };
 
@@ -154,10 +166,15 @@ struct where {
     requires(I != 0)
   FG_HOST_DEVICE auto partial(C c, A, B) const {
     if constexpr (I == 1) {
-      return A(c ? 1 : 0);
+      return A(static_cast<bool>(c));
     } else {
-      return B(c ? 0 : 1);
+      return B(!c);
     }
+  }
+  template <std::size_t I, class G, class C, class A, class B>
+    requires(I != 0)
+  FG_HOST_DEVICE G vjp(G g, C c, A, B) const {
+    return (I == 1) == static_cast<bool>(c) ? g : G(0);
   }
 };
 
