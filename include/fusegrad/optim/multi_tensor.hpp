@@ -11,7 +11,7 @@
 // Every launch computes with t = *step + 1; the last launch of a step also writes *step = t:
 //   CUDA: the last block to finish (an atomic ticket, as in backend/cuda/reduce.hpp) writes it and
 //         resets the ticket, so a captured graph replays correctly;
-//   host: the loop runs through backend::for_each_linear (one "kernel"), then *step is bumped.
+//   host: the loop runs through backend::for_each_segmented (one "kernel"), then *step is bumped.
 // No allocation, host synchronisation or host->device copy happens in a step, so it can be
 // captured in a CUDA graph and replayed.
 //
@@ -85,16 +85,13 @@ struct MultiTensorLaunch {
   bool advance = false;             // this launch writes *step + 1
 };
 
-/// Host backend: the per-element body for backend::for_each_linear.
+/// Host backend: element j of tensor k, for backend::for_each_segmented (no search per element).
 template <class T, int S, class Rule>
 struct HostBody {
   TensorTable<T, S> table;
   Rule rule;
   typename Rule::coefficients_type c;
-  void operator()(index_t i) const {
-    const int k = table.find(i);
-    table.apply(rule, c, k, i - (k > 0 ? table.end[k - 1] : 0));
-  }
+  void operator()(int k, index_t j) const { table.apply(rule, c, k, j); }
 };
 
 #if defined(FG_BACKEND_CUDA)
@@ -146,11 +143,7 @@ void run(const MultiTensorLaunch<T, S, Rule>& launch) {
   // "Device" memory is host memory here, and the host backend runs synchronously.
   const HostBody<T, S, Rule> body{launch.table, launch.rule,
                                   launch.rule.coefficients(*launch.lr, *launch.step + 1)};
-  if (launch.total > 0) {
-    backend::for_each_linear(launch.total, body);
-  } else {
-    stats::count_kernel();  // as on CUDA, where the (empty) launch still advances the step
-  }
+  backend::for_each_segmented(launch.table.count, launch.table.end, body);  // one launch, as on CUDA
   if (launch.advance) {
     *launch.step += 1;
   }

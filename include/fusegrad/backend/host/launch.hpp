@@ -39,6 +39,36 @@ void for_each_linear(index_t n, const F& f) {
   }
 }
 
+/// f(k, j) for every segment k in [0, segments) and j in [0, ends[k] - ends[k-1]) (ends[-1] = 0):
+/// one launch over all segments (a multi-tensor update), each segment's loop vectorised.
+template <class F>
+void for_each_segmented(int segments, const index_t* ends, const F& f) {
+  stats::count_kernel();
+  const index_t total = segments > 0 ? ends[segments - 1] : 0;
+  if (total < parallel_threshold) {
+    const F local = f;
+    for (int k = 0; k < segments; ++k) {
+      const index_t n = ends[k] - (k > 0 ? ends[k - 1] : 0);
+#pragma omp simd
+      for (index_t j = 0; j < n; ++j) {
+        local(k, j);
+      }
+    }
+    return;
+  }
+#pragma omp parallel
+  {
+    const F local = f;
+    for (int k = 0; k < segments; ++k) {
+      const index_t n = ends[k] - (k > 0 ? ends[k - 1] : 0);
+#pragma omp for simd schedule(static) nowait
+      for (index_t j = 0; j < n; ++j) {
+        local(k, j);
+      }
+    }
+  }
+}
+
 /// f(index, i) for every N-d index of `shape` (i its C-order position), rows in parallel.
 template <int R, class F>
 void for_each_index(const Shape<R>& shape, const F& f) {
