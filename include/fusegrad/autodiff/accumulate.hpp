@@ -85,6 +85,25 @@ void scatter_into_variable(const Shape<RV>& var_shape, Tensor<T, RV>& grad, bool
   has = true;
 }
 
+/// Writes g, the gradient of a leaf of shape `extents`, summed over the axes in `mask`, into `out`
+/// (fresh memory) in C order of the kept axes: one kernel, or the GEMM itself when g is a product
+/// and nothing is summed. Compiled once per leaf rank and g, whatever variable the leaf views.
+template <class T, int RL, class G>
+void stage_gradient(T* out, const Shape<RL>& extents, unsigned mask, const G& g) {
+  if constexpr (is_matmul<G>::value) {
+    if (mask == 0) {
+      detail::gemm_into(out, g);
+      return;
+    }
+  }
+  if (mask == 0) {
+    Plan plan;
+    detail::write(out, extents, g.prepare(plan));
+  } else {
+    detail::sum_axes_into(out, g, extents, mask);
+  }
+}
+
 /// Adds the gradient `g` of a leaf that views `var`'s memory to `grad` (var's gradient; `has`
 /// says whether it holds one yet). @pre leaf.data lies inside var's elements.
 template <class T, int RV, int RL, class G>
@@ -114,45 +133,29 @@ void accumulate_into_variable(const Tensor<T, RV>& var, Tensor<T, RV>& grad, boo
   }
   const bool dense = base == 0 && c_order && kept_size == var.size();
 
-  if constexpr (RL == RV) {
-    if (dense && mask == 0 && leaf.extents == var.shape()) {  // the leaf is the variable
-      accumulate(grad, has, g);  // a product goes straight from the GEMM into the gradient
-      return;
-    }
-  }
-  if constexpr (RL == 2 && RV == 2 && is_matmul<G>::value) {
-    const bool transposed = !has && base == 0 && mask == 0 && leaf.extents[0] == var.shape()[1] &&
-                            leaf.extents[1] == var.shape()[0] &&
+  if constexpr (RL == 2 && is_matmul<G>::value) {
+    const bool transposed = !has && RV == 2 && base == 0 && mask == 0 &&
+                            leaf.extents[0] == var.shape()[RV - 1] && leaf.extents[1] == var.shape()[0] &&
                             (leaf.extents[0] == 1 || leaf.strides[0] == 1) &&
                             (leaf.extents[1] == 1 || leaf.strides[1] == leaf.extents[0]);
-    if (transposed) {  // (A B)ᵀ = Bᵀ Aᵀ, straight into the gradient
-      accumulate(grad, has, matmul(transpose(g.b), transpose(g.a)));
+    if (transposed) {  // (A B)ᵀ = Bᵀ Aᵀ, straight from the GEMM into the gradient
+      grad = Tensor<T, RV>(var.shape());
+      detail::gemm_into(grad.data(), matmul(transpose(g.b), transpose(g.a)));
+      has = true;
       return;
     }
   }
-
-  // g is evaluated once, in C order of the leaf's kept axes (summed over the broadcast ones):
-  // into the gradient itself when that is where it belongs and nothing is there yet, else into a
-  // temporary that is then added or scattered (compiled once per dtype and rank, not per g).
-  const bool direct = dense && !has;
-  Tensor<T, 1> staged;
-  T* out = nullptr;
-  if (direct) {
+  // g is evaluated once: into the gradient itself when that is where it belongs and nothing is
+  // there yet; else into a temporary that is added or scattered (compiled once per dtype and rank).
+  if (dense && !has) {
     grad = Tensor<T, RV>(var.shape());
-    out = grad.data();
-  } else {
-    staged = Tensor<T, 1>(Shape<1>({kept_size}));
-    out = staged.data();
-  }
-  if (mask == 0) {
-    Plan plan;
-    detail::write(out, leaf.extents, g.prepare(plan));
-  } else {
-    detail::sum_axes_into(out, g, leaf.extents, mask);
-  }
-  if (direct) {
+    stage_gradient(grad.data(), leaf.extents, mask, g);
     has = true;
-  } else if (dense) {
+    return;
+  }
+  Tensor<T, 1> staged(Shape<1>({kept_size}));
+  stage_gradient(staged.data(), leaf.extents, mask, g);
+  if (dense) {
     grad += reshape_node(staged.view(), var.shape());
   } else {
     scatter_into_variable(var.shape(), grad, has, base, Leaf<T, RL>(staged.data(), kept_extents),

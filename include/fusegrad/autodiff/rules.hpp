@@ -215,7 +215,7 @@ void backprop(const Map<Op, A...>& x, const G& g, Tp& tape) {
     OneOf<G, Leaf<V, Map<Op, A...>::rank>> gg{{}, true, g, {}};
     int skip = -1;
     if (state != nullptr && state->depends && !state->has_grad) {
-      accumulate(state->grad, state->has_grad, detail::vjp_node<I>(x, g));
+      accumulate(state->grad, state->has_grad, detail::vjp_node<I>(x, gg));  // gg: one kernel type
       gg.first = false;
       gg.b = state->grad.view();
       skip = s;

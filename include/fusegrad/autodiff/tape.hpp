@@ -55,11 +55,15 @@ class Tape {
   }
 
   /// The Saved node for the recorded subtree `node`: an earlier one when the same subtree was
-  /// saved before (its value is reused), else a new one whose value is computed now.
-  template <class N>
+  /// saved before (its value is reused), else a new one whose value is computed now. With
+  /// `differentiate` false no gradient ever flows into it (a value a fused rule reads, such as
+  /// cross-entropy's log-sum-exp), so its rule is neither run nor compiled.
+  template <bool differentiate = true, class N>
   Saved<N> save(const N& node) {
+    // A value saved for a fused rule alone (no gradient) is not shared with a differentiated use.
+    const void* const my_tag = &detail::type_tag<std::pair<N, std::bool_constant<differentiate>>>;
     for (const auto& [tag, state] : saved_) {
-      if (tag == &detail::type_tag<N>) {
+      if (tag == my_tag) {
         auto s = std::static_pointer_cast<SavedState<N>>(state);
         if (same(s->node, node)) {
           return Saved<N>{{}, s};
@@ -67,14 +71,16 @@ class Tape {
       }
     }
     auto s = std::make_shared<SavedState<N>>(SavedState<N>{node, evaluate(node), {}, false, false});
-    s->depends = depends(node, *this);
-    saved_.emplace_back(&detail::type_tag<N>, s);
-    if (s->depends) {
-      backward_.emplace_back([this, s] {
-        if (s->has_grad) {
-          backprop_saved(s->node, s->value.view(), s->grad.view(), *this);
-        }
-      });
+    s->depends = differentiate && depends(node, *this);
+    saved_.emplace_back(my_tag, s);
+    if constexpr (differentiate) {
+      if (s->depends) {
+        backward_.emplace_back([this, s] {
+          if (s->has_grad) {
+            backprop_saved(s->node, s->value.view(), s->grad.view(), *this);
+          }
+        });
+      }
     }
     return Saved<N>{{}, s};
   }

@@ -25,6 +25,14 @@
 #endif
 
 
+/// Keeps a function out of line (the host backend's loop bodies: compiled once, called from both
+/// the serial and the parallel path).
+#if defined(__GNUC__) || defined(__clang__)
+#define FG_NOINLINE __attribute__((noinline))
+#else
+#define FG_NOINLINE
+#endif
+
 /// Checks a host-side precondition that is a bug in fusegrad itself when it fails.
 #define FG_ASSERT(cond)                                                          \
   do {                                                                           \

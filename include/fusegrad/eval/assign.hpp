@@ -125,6 +125,36 @@ auto gemm_input(const X& x, Plan& plan, const void* begin, const void* end, bool
   }
 }
 
+/// The GEMM call of `mm` with planned operands a and b, into `out` (mm's shape, C order).
+template <class T, class A, class B, class OpA, class OpB>
+void gemm_run(T* out, const Matmul<A, B>& mm, const OpA& a, const OpB& b) {
+  constexpr int R = Matmul<A, B>::rank;
+  using TA = std::remove_cvref_t<decltype(*a.ptr)>;
+  static_assert(std::is_same_v<OpA, OpB>,
+                "matmul: both operands must have the same dtype (convert one with fg::cast)");
+  const auto shape = mm.shape();
+  backend::GemmProblem<TA, T> p;
+  p.batch = R == 3 ? shape[0] : 1;
+  p.m = shape[R - 2];
+  p.n = shape[R - 1];
+  p.k = mm.a.shape()[A::rank - 1];
+  p.a = a;
+  p.b = b;
+  p.c = out;
+  p.ldc = p.n;
+  backend::gemm(p);
+}
+
+/// Runs the product `mm` into fresh memory `out` (mm's shape, C order): one GEMM call.
+template <class T, class A, class B>
+void gemm_into(T* out, const Matmul<A, B>& mm) {
+  Plan plan;
+  bool reads = false;
+  const auto a = gemm_input(mm.a, plan, nullptr, nullptr, reads);
+  const auto b = gemm_input(mm.b, plan, nullptr, nullptr, reads);
+  gemm_run(out, mm, a, b);
+}
+
 /// Runs the product `mm` into dst (shape == mm's), or into a temporary moved into dst when an
 /// operand reads dst or dst has another shape: one GEMM call.
 template <class T, int R, class A, class B>
@@ -135,29 +165,14 @@ void run_matmul(Tensor<T, R>& dst, const Matmul<A, B>& mm) {
   const void* end = dst.data() + dst.size();
   const auto a = gemm_input(mm.a, plan, begin, end, reads);
   const auto b = gemm_input(mm.b, plan, begin, end, reads);
-  using TA = std::remove_cvref_t<decltype(*a.ptr)>;
-  static_assert(std::is_same_v<decltype(a), decltype(b)>,
-                "matmul: both operands must have the same dtype (convert one with fg::cast)");
   const auto out = mm.shape();
-  Tensor<T, R> tmp;
-  const bool direct = !reads && dst.holds(out);
-  if (!direct) {
-    tmp = Tensor<T, R>(out);
+  if (!reads && dst.holds(out)) {
+    gemm_run(dst.data(), mm, a, b);
+    return;
   }
-  Tensor<T, R>& target = direct ? dst : tmp;
-  backend::GemmProblem<TA, T> p;
-  p.batch = R == 3 ? out[0] : 1;
-  p.m = out[R - 2];
-  p.n = out[R - 1];
-  p.k = mm.a.shape()[A::rank - 1];
-  p.a = a;
-  p.b = b;
-  p.c = target.data();
-  p.ldc = p.n;
-  backend::gemm(p);
-  if (!direct) {
-    dst = std::move(tmp);
-  }
+  Tensor<T, R> tmp(out);
+  gemm_run(tmp.data(), mm, a, b);
+  dst = std::move(tmp);
 }
 
 }  // namespace detail

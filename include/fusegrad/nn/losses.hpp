@@ -202,7 +202,8 @@ template <class X, class L, class S, class Tp>
 auto record(const CrossEntropy<X, L, S>& ce, Tp& tape) {
   auto x = record(ce.x, tape);
   auto y = record(ce.labels, tape);
-  auto lse = tape.save(Reduce<ops::logsumexp, decltype(x), X::rank - 1>{{}, x, X::rank - 1, ce.extents});
+  // The row log-sum-exp is a value the fused rule reads; no gradient flows into it.
+  auto lse = tape.template save<false>(Reduce<ops::logsumexp, decltype(x), X::rank - 1>{{}, x, X::rank - 1, ce.extents});
   return CrossEntropy<decltype(x), decltype(y), decltype(lse)>{{}, x, y, lse, ce.extents, ce.classes};
 }
 template <class X, class L, class S, class Tp>

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "fusegrad/backend/host/launch.hpp"
 #include "fusegrad/core/shape.hpp"
 #include "fusegrad/eval/stats.hpp"
 
@@ -46,16 +47,15 @@ void reduce_all(index_t n, const Load& load, Out* out) {
   stats::count_kernel();
   using Acc = typename Red::acc_type;
   const index_t chunks = std::max<index_t>(1, (n + detail::reduce_chunk - 1) / detail::reduce_chunk);
-  if (chunks == 1) {  // no OpenMP region at all (see launch.hpp)
-    *out = static_cast<Out>(Red::finish(detail::reduce_range<Red>(load, 0, n), n));
-    return;
-  }
   std::vector<Acc> partial(static_cast<std::size_t>(chunks));
-#pragma omp parallel for schedule(static)
-  for (index_t c = 0; c < chunks; ++c) {
-    const index_t begin = c * detail::reduce_chunk;
-    partial[c] = detail::reduce_range<Red>(load, begin, std::min(n, begin + detail::reduce_chunk));
-  }
+  // Chunk results in order: deterministic whatever the thread count. One loop body, compiled
+  // once (see launch.hpp).
+  detail::run_split(chunks, chunks > 1, [&](index_t first, index_t last) FG_NOINLINE {
+    for (index_t c = first; c < last; ++c) {
+      const index_t begin = c * detail::reduce_chunk;
+      partial[c] = detail::reduce_range<Red>(load, begin, std::min(n, begin + detail::reduce_chunk));
+    }
+  });
   Acc total = partial[0];
   for (index_t c = 1; c < chunks; ++c) {
     total = Red::combine(total, partial[c]);
@@ -73,46 +73,36 @@ void reduce_axis(index_t outer, index_t len, index_t inner, const Load& load, Ou
   stats::count_kernel();
   using Acc = typename Red::acc_type;
   const bool parallel = outer * inner * std::max<index_t>(len, 1) >= (1 << 15);
-  // Runs body(t) for t in [0, count): in parallel when the work pays for a team, else with no
-  // OpenMP region at all (see launch.hpp).
-  auto loop = [parallel](index_t count, const auto& body) {
-    if (!parallel) {
-      for (index_t t = 0; t < count; ++t) {
-        body(t);
+  if (inner == 1) {  // rows: each output reduces a contiguous stretch, in 8 lanes
+    detail::run_split(outer, parallel, [&](index_t first, index_t last) FG_NOINLINE {
+      for (index_t o = first; o < last; ++o) {
+        const index_t base = o * len;
+        auto row = [&](index_t i) { return load(base + i); };
+        out[o] = static_cast<Out>(Red::finish(detail::reduce_range<Red>(row, 0, len), len));
       }
-      return;
-    }
-#pragma omp parallel for schedule(static)
-    for (index_t t = 0; t < count; ++t) {
-      body(t);
-    }
-  };
-  if (inner == 1) {
-    loop(outer, [&](index_t o) {
-      const index_t base = o * len;
-      auto row = [&](index_t i) { return load(base + i); };
-      out[o] = static_cast<Out>(Red::finish(detail::reduce_range<Red>(row, 0, len), len));
     });
     return;
   }
   constexpr index_t block = 64;  // output columns walked together: contiguous input reads
   const index_t blocks = (inner + block - 1) / block;
-  loop(outer * blocks, [&](index_t ob) {
-    const index_t o = ob / blocks;
-    const index_t j0 = (ob % blocks) * block;
-    const index_t width = std::min(block, inner - j0);
-    Acc acc[block];
-    for (index_t j = 0; j < width; ++j) {
-      acc[j] = Red::identity();
-    }
-    for (index_t l = 0; l < len; ++l) {
-      const index_t base = (o * len + l) * inner + j0;
+  detail::run_split(outer * blocks, parallel, [&](index_t first, index_t last) FG_NOINLINE {
+    for (index_t ob = first; ob < last; ++ob) {
+      const index_t o = ob / blocks;
+      const index_t j0 = (ob % blocks) * block;
+      const index_t width = std::min(block, inner - j0);
+      Acc acc[block];
       for (index_t j = 0; j < width; ++j) {
-        acc[j] = Red::combine(acc[j], Red::lift(load(base + j), l));
+        acc[j] = Red::identity();
       }
-    }
-    for (index_t j = 0; j < width; ++j) {
-      out[o * inner + j0 + j] = static_cast<Out>(Red::finish(acc[j], len));
+      for (index_t l = 0; l < len; ++l) {
+        const index_t base = (o * len + l) * inner + j0;
+        for (index_t j = 0; j < width; ++j) {
+          acc[j] = Red::combine(acc[j], Red::lift(load(base + j), l));
+        }
+      }
+      for (index_t j = 0; j < width; ++j) {
+        out[o * inner + j0 + j] = static_cast<Out>(Red::finish(acc[j], len));
+      }
     }
   });
 }
