@@ -215,7 +215,9 @@ void backprop(const Map<Op, A...>& x, const G& g, Tp& tape) {
     OneOf<G, Leaf<V, Map<Op, A...>::rank>> gg{{}, true, g, {}};
     int skip = -1;
     if (state != nullptr && state->depends && !state->has_grad) {
-      accumulate(state->grad, state->has_grad, detail::vjp_node<I>(x, gg));  // gg: one kernel type
+      // The plain g, not gg: this is the hot kernel (dZ = dH · relu'), and a per-element choice
+      // between g and a leaf would keep it from being branch-free.
+      accumulate(state->grad, state->has_grad, detail::vjp_node<I>(x, g));
       gg.first = false;
       gg.b = state->grad.view();
       skip = s;
