@@ -14,6 +14,7 @@
 
 #include "fusegrad/core/config.hpp"
 #include "fusegrad/core/dtype.hpp"
+#include "fusegrad/ops/compare.hpp"
 
 namespace fusegrad::ops {
 
@@ -103,54 +104,46 @@ struct neg {
   }
 };
 
-/// Element-wise maximum; NaN in either operand propagates. The gradient goes to the operand the
-/// value came from: to `a` where a > b (or a is NaN), to `b` otherwise, ties included.
-struct maximum {
-  static constexpr const char* name = "maximum";
+namespace detail {
+/// maximum and minimum: one op that keeps the operand `Wins(a, b)` prefers. NaN propagates: a NaN
+/// in `a` is kept, and a NaN in `b` is kept because every comparison with it is false. The gradient
+/// goes to the operand the value came from (to `b` on ties).
+template <class Wins>
+struct pick_one {
+  template <class A, class B>
+  FG_HOST_DEVICE static bool first(A a, B b) {
+    return a != a || Wins{}(a, b);
+  }
   template <class A, class B>
   FG_HOST_DEVICE auto operator()(A a, B b) const {
     using R = promote_t<A, B>;
-    return (a != a || a > b) ? R(a) : R(b);
+    return first(a, b) ? R(a) : R(b);
   }
   template <std::size_t I, class A, class B>
   FG_HOST_DEVICE auto partial(A a, B b) const {
-    const bool first = a != a || a > b;
     if constexpr (I == 0) {
-      return A(first);
+      return A(first(a, b));
     } else {
-      return B(!first);
+      return B(!first(a, b));
     }
   }
   template <std::size_t I, class G, class A, class B>
   FG_HOST_DEVICE G vjp(G g, A a, B b) const {
-    const bool first = a != a || a > b;
-    return (I == 0) == first ? g : G(0);
+    return (I == 0) == first(a, b) ? g : G(0);
   }
 };
+}  // namespace detail
 
-/// Element-wise minimum; NaN in either operand propagates. The gradient goes to the operand the
-/// value came from: to `a` where a < b (or a is NaN), to `b` otherwise, ties included.
-struct minimum {
+/// Element-wise maximum; NaN in either operand propagates; the gradient goes to `a` where a > b
+/// (or a is NaN), to `b` otherwise, ties included.
+struct maximum : detail::pick_one<greater> {
+  static constexpr const char* name = "maximum";
+};
+
+/// Element-wise minimum; NaN in either operand propagates; the gradient goes to `a` where a < b
+/// (or a is NaN), to `b` otherwise, ties included.
+struct minimum : detail::pick_one<less> {
   static constexpr const char* name = "minimum";
-  template <class A, class B>
-  FG_HOST_DEVICE auto operator()(A a, B b) const {
-    using R = promote_t<A, B>;
-    return (a != a || a < b) ? R(a) : R(b);
-  }
-  template <std::size_t I, class A, class B>
-  FG_HOST_DEVICE auto partial(A a, B b) const {
-    const bool first = a != a || a < b;
-    if constexpr (I == 0) {
-      return A(first);
-    } else {
-      return B(!first);
-    }
-  }
-  template <std::size_t I, class G, class A, class B>
-  FG_HOST_DEVICE G vjp(G g, A a, B b) const {
-    const bool first = a != a || a < b;
-    return (I == 0) == first ? g : G(0);
-  }
 };
 
 /// where(c, a, b) = c ? a : b (any nonzero condition is true). The gradient goes to the chosen
