@@ -486,4 +486,33 @@ inline void check(const char* what, double n_log2, double err, double tol) {
   }
 }
 
+/// The end of a bandwidth benchmark's run(): the Eigen target at the largest n (when Eigen ran),
+/// the machine-load footer, and the exit status (1 when a result check failed).
+inline int finish(const Row& last, bool with_eigen, const CpuMonitor& monitor) {
+  if (with_eigen) {
+    const double vs = last.t[eigen] / last.t[fused];
+    std::printf("- Eigen time / fused time %.2f (target >= 0.90: within 10%% of Eigen or faster): %s\n", vs,
+                vs >= 0.9 ? "met" : "NOT met");
+  }
+  monitor.print();
+  if (g_failed) {
+    std::printf("\nSome result checks FAILED (see above).\n");
+    return 1;
+  }
+  return 0;
+}
+
+/// main() of a bandwidth benchmark: parse the options, run, and turn an exception into a message
+/// and exit status 1.
+inline int main_of(int argc, char** argv, int (*run)(const Options&)) {
+  const Options o = parse(argc, argv);
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
+}
+
 }  // namespace bench

@@ -150,26 +150,7 @@ int run(const bench::Options& o) {
   std::printf("- fused/copy bandwidth %.2f (target >= 0.90): %s\n", to_copy, to_copy >= 0.9 ? "met" : "NOT met");
   std::printf("- fused speedup over unfused %.2fx (target >= 3x; counted traffic ratio 52n/20n = 2.6x): %s\n",
               speedup, speedup >= 3.0 ? "met" : "NOT met");
-  if (eigen) {
-    const double vs = last.t[bench::eigen] / last.t[bench::fused];
-    std::printf("- Eigen time / fused time %.2f (target >= 0.90: within 10%% of Eigen or faster): %s\n", vs,
-                vs >= 0.9 ? "met" : "NOT met");
-  }
-  monitor.print();
-  if (bench::g_failed) {
-    std::printf("\nSome result checks FAILED (see above).\n");
-    return 1;
-  }
-  return 0;
+  return bench::finish(last, eigen, monitor);
 }
 
-int main(int argc, char** argv) {
-  const bench::Options o = bench::parse(argc, argv);
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return bench::main_of(argc, argv, run); }

@@ -171,26 +171,7 @@ int run(const bench::Options& o) {
   std::printf("\nAt the largest n (2^%d):\n", last.log2n);
   std::printf("- fused/copy bandwidth %.2f (target >= 0.90; a read-only stream can beat a copy)\n", to_copy);
   std::printf("- fused speedup over unfused %.2fx (counted traffic ratio 24n/8n = 3x)\n", speedup);
-  if (eigen) {
-    const double vs = last.t[bench::eigen] / last.t[bench::fused];
-    std::printf("- Eigen time / fused time %.2f (target >= 0.90: within 10%% of Eigen or faster): %s\n", vs,
-                vs >= 0.9 ? "met" : "NOT met");
-  }
-  monitor.print();
-  if (bench::g_failed) {
-    std::printf("\nSome result checks FAILED (see above).\n");
-    return 1;
-  }
-  return 0;
+  return bench::finish(last, eigen, monitor);
 }
 
-int main(int argc, char** argv) {
-  const bench::Options o = bench::parse(argc, argv);
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return bench::main_of(argc, argv, run); }
