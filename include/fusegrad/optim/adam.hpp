@@ -71,11 +71,14 @@ struct AdamRule {
     } else if (weight_decay != T(0)) {
       g = g + weight_decay * p;
     }
-    T& m = *state[0];
-    T& v = *state[1];
-    m = beta1 * m + one_minus_beta1 * g;
-    v = beta2 * v + one_minus_beta2 * g * g;
-    p = p - c.step_size * (m / (sqrt_of(v) / c.bc2_sqrt + eps));
+    // Everything is read before anything is written: p, m and v may alias as far as the compiler
+    // knows, and a reload after a store (at the same offset 4 KiB apart) stalls the host loop.
+    const T m = beta1 * *state[0] + one_minus_beta1 * g;
+    const T v = beta2 * *state[1] + one_minus_beta2 * g * g;
+    const T p_new = p - c.step_size * (m / (sqrt_of(v) / c.bc2_sqrt + eps));
+    *state[0] = m;
+    *state[1] = v;
+    p = p_new;
   }
 };
 

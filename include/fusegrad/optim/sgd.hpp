@@ -49,15 +49,17 @@ struct SgdRule {
     return {static_cast<T>(lr), t <= 1};
   }
   FG_HOST_DEVICE void operator()(const Coefficients& c, T& p, T g, T* const (&state)[1]) const {
+    // Everything is read before anything is written (see AdamRule).
+    const T p_old = p;
     if (weight_decay != T(0)) {
-      g = g + weight_decay * p;
+      g = g + weight_decay * p_old;
     }
     if (has_momentum) {
-      T& b = *state[0];
-      b = c.first ? g : momentum * b + one_minus_dampening * g;
+      const T b = c.first ? g : momentum * *state[0] + one_minus_dampening * g;
+      *state[0] = b;
       g = nesterov ? g + momentum * b : b;
     }
-    p = p - c.lr * g;
+    p = p_old - c.lr * g;
   }
 };
 
