@@ -72,7 +72,7 @@ struct AdamRule {
       g = g + weight_decay * p;
     }
     // Everything is read before anything is written: p, m and v may alias as far as the compiler
-    // knows, and a reload after a store (at the same offset 4 KiB apart) stalls the host loop.
+    // knows: a reload after a store keeps the host loop waiting on that store.
     const T m = beta1 * *state[0] + one_minus_beta1 * g;
     const T v = beta2 * *state[1] + one_minus_beta2 * g * g;
     const T p_new = p - c.step_size * (m / (sqrt_of(v) / c.bc2_sqrt + eps));
