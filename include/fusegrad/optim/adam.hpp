@@ -66,16 +66,17 @@ struct AdamRule {
             static_cast<T>(sqrt_of(bc2))};
   }
   FG_HOST_DEVICE void operator()(const Coefficients& c, T& p, T g, T* const (&state)[2]) const {
-    if constexpr (Decoupled) {
-      p = p * c.decay;
-    } else if (weight_decay != T(0)) {
-      g = g + weight_decay * p;
-    }
     // Everything is read before anything is written: p, m and v may alias as far as the compiler
-    // knows: a reload after a store keeps the host loop waiting on that store.
+    // knows, and a reload after a store keeps the host loop waiting on that store.
+    T p_old = p;
+    if constexpr (Decoupled) {
+      p_old = p_old * c.decay;
+    } else if (weight_decay != T(0)) {
+      g = g + weight_decay * p_old;
+    }
     const T m = beta1 * *state[0] + one_minus_beta1 * g;
     const T v = beta2 * *state[1] + one_minus_beta2 * g * g;
-    const T p_new = p - c.step_size * (m / (sqrt_of(v) / c.bc2_sqrt + eps));
+    const T p_new = p_old - c.step_size * (m / (sqrt_of(v) / c.bc2_sqrt + eps));
     *state[0] = m;
     *state[1] = v;
     p = p_new;
