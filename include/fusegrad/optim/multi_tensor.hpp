@@ -85,36 +85,13 @@ struct MultiTensorLaunch {
   bool advance = false;             // this launch writes *step + 1
 };
 
-/// Host backend: the launch as backend::for_each_segmented wants it. segment(k) holds tensor k's
-/// pointers (no table lookup and no search per element), so the update loop vectorises.
+/// Host backend: element j of tensor k, for backend::for_each_segmented (no search per element).
 template <class T, int S, class Rule>
 struct HostBody {
-  static constexpr int slots = S > 0 ? S : 1;
   TensorTable<T, S> table;
   Rule rule;
   typename Rule::coefficients_type c;
-
-  struct Segment {
-    T* param;
-    const T* grad;
-    T* state[slots];  // null: a buffer the rule skips
-    Rule rule;
-    typename Rule::coefficients_type c;
-    void operator()(index_t j) const {
-      T* s[slots];
-      for (int b = 0; b < slots; ++b) {
-        s[b] = state[b] == nullptr ? nullptr : state[b] + j;
-      }
-      rule(c, param[j], grad[j], s);
-    }
-  };
-  Segment segment(int k) const {
-    Segment seg{table.param[k], table.grad[k], {}, rule, c};
-    for (int b = 0; b < slots; ++b) {
-      seg.state[b] = table.state[b][k];
-    }
-    return seg;
-  }
+  void operator()(int k, index_t j) const { table.apply(rule, c, k, j); }
 };
 
 #if defined(FG_BACKEND_CUDA)

@@ -73,26 +73,21 @@ void for_each_linear(index_t n, const F& f) {
   });
 }
 
-/// For every segment k in [0, segments): `f.segment(k)(j)` for j in [0, ends[k] - ends[k-1])
-/// (ends[-1] = 0): one launch over all segments (a multi-tensor update). `segment(k)` returns a
-/// small functor holding segment k's own pointers, so each segment's loop is a plain vectorised
-/// loop over contiguous arrays.
+/// f(k, j) for every segment k in [0, segments) and j in [0, ends[k] - ends[k-1]) (ends[-1] = 0):
+/// one launch over all segments (a multi-tensor update), each segment's loop vectorised.
 template <class F>
 void for_each_segmented(int segments, const index_t* ends, const F& f) {
   stats::count_kernel();
   const index_t total = segments > 0 ? ends[segments - 1] : 0;
   // Split the concatenated index space; each share walks the segments it overlaps.
   detail::run_split(total, total >= parallel_threshold, [&](index_t begin, index_t end) FG_NOINLINE {
+    const F local = f;
     for (int k = 0; k < segments; ++k) {
       const index_t first = k > 0 ? ends[k - 1] : 0;
       const index_t lo = std::max(begin, first) - first, hi = std::min(end, ends[k]) - first;
-      if (lo >= hi) {
-        continue;
-      }
-      const auto body = f.segment(k);
 #pragma omp simd
       for (index_t j = lo; j < hi; ++j) {
-        body(j);
+        local(k, j);
       }
     }
   });
