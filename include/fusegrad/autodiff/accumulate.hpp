@@ -1,5 +1,5 @@
 // fusegrad/autodiff/accumulate.hpp — where gradients land: the sum of every contribution to a
-// saved node or to a variable, each contribution evaluated in as few kernels as possible.
+// saved node or to a variable (GradSink), each contribution evaluated in as few kernels as possible.
 //
 // A variable is read in an expression through leaves: the tensor itself, or views of it
 // (broadcast, transposed, permuted, sliced, reshaped). A contribution `g` arrives in the leaf's
@@ -59,14 +59,56 @@ void accumulate(Tensor<T, R>& dst, bool& has, const G& g) {
   }
 }
 
-/// Adds `g` (contiguous, C order) to `grad`, the gradient of a variable of shape `var_shape`,
+/// Where the gradient of one variable accumulates: the variable's memory and shape, and the sum of
+/// every contribution so far, kept flat (C order) so that one type serves variables of any rank.
+/// A variable is a tensor gradients were asked for, or the value of a recorded Var (autodiff/var.hpp).
+template <class T>
+struct GradSink {
+  const T* data = nullptr;  // the variable's first element
+  index_t size = 0;         // its element count
+  int rank = 0;
+  Shape<max_rank> dims;     // its extents (the first `rank`)
+  Tensor<T, 1> grad;        // the gradient so far, flat; valid when `has`
+  bool has = false;
+
+  GradSink() = default;
+  template <int R>
+  GradSink(const T* p, const Shape<R>& shape) : data(p), size(shape.size()), rank(R) {
+    for (int i = 0; i < R; ++i) {
+      dims[i] = shape[i];
+    }
+  }
+  /// True when a leaf starting at `p` reads this variable's elements.
+  bool contains(const void* p) const {
+    const auto* c = static_cast<const char*>(p);
+    const auto* begin = reinterpret_cast<const char*>(data);
+    return size > 0 && c >= begin && c < begin + size * static_cast<index_t>(sizeof(T));
+  }
+  /// Forgets the gradient (before another backward pass over a retained graph).
+  void reset() {
+    grad = Tensor<T, 1>();
+    has = false;
+  }
+  /// The gradient as a tensor of the variable's shape (zeros when nothing arrived); the sink is
+  /// left empty. One fill kernel for zeros, no copy otherwise.
+  template <int R>
+  Tensor<T, R> take(const Shape<R>& shape) {
+    if (!has) {
+      grad = Tensor<T, 1>(Shape<1>({size}));
+      backend::for_each_linear(size, detail::Fill<T>{grad.data(), T(0)});
+    }
+    has = false;
+    return std::move(grad).reshaped(shape);
+  }
+};
+
+/// Adds `g` (contiguous, C order) to `grad`, the flat gradient of a variable of `n` elements,
 /// through a view that starts at element `base` and steps by `strides`. A gradient that holds
 /// nothing yet starts at zero, unless the view writes each of its elements exactly once.
-/// Compiled once per dtype and ranks, whatever expression produced g.
-template <class T, int RV, int RL>
-void scatter_into_variable(const Shape<RV>& var_shape, Tensor<T, RV>& grad, bool& has,
-                           index_t base, const Leaf<T, RL>& g, const Shape<RL>& strides) {
-  const index_t n = var_shape.size();
+/// Compiled once per dtype and leaf rank, whatever expression produced g.
+template <class T, int RL>
+void scatter_into_variable(index_t n, Tensor<T, 1>& grad, bool& has, index_t base,
+                           const Leaf<T, RL>& g, const Shape<RL>& strides) {
   index_t last = 0;  // offset of the view's last element
   for (int i = 0; i < RL; ++i) {
     last += (g.extents[i] - 1) * strides[i];
@@ -74,7 +116,7 @@ void scatter_into_variable(const Shape<RV>& var_shape, Tensor<T, RV>& grad, bool
   const bool covers = base == 0 && g.extents.size() == n && last == n - 1;
   bool add = has;
   if (!has) {
-    grad = Tensor<T, RV>(var_shape);
+    grad = Tensor<T, 1>(Shape<1>({n}));
     if (!covers) {
       backend::for_each_linear(n, detail::Fill<T>{grad.data(), T(0)});
       add = true;
@@ -104,19 +146,18 @@ void stage_gradient(T* out, const Shape<RL>& extents, unsigned mask, const G& g)
   }
 }
 
-/// Adds the gradient `g` of a leaf that views `var`'s memory to `grad` (var's gradient; `has`
-/// says whether it holds one yet). @pre leaf.data lies inside var's elements.
-template <class T, int RV, int RL, class G>
-void accumulate_into_variable(const Tensor<T, RV>& var, Tensor<T, RV>& grad, bool& has,
-                              const Leaf<T, RL>& leaf, const G& g) {
+/// Adds the gradient `g` of a leaf that views the memory of `sink`'s variable to the sink.
+/// @pre sink.contains(leaf.data)
+template <class T, int RL, class G>
+void accumulate_into_sink(GradSink<T>& sink, const Leaf<T, RL>& leaf, const G& g) {
   static_assert(G::rank == RL, "autodiff: a leaf's gradient has the leaf's rank");
-  const index_t base = leaf.data - var.data();
+  const index_t base = leaf.data - sink.data;
   // Axes the leaf broadcasts are summed away; the kept axes, with their strides, say where each
   // remaining element of g goes.
   unsigned mask = 0;
   Shape<RL> kept_extents = leaf.extents;
   index_t kept_size = 1;
-  bool c_order = true;  // the kept axes walk var's memory in C order from its first element
+  bool c_order = true;  // the kept axes walk the variable's memory in C order from its first element
   index_t step = 1;
   for (int i = RL - 1; i >= 0; --i) {
     if (leaf.extents[i] == 1) {
@@ -131,34 +172,34 @@ void accumulate_into_variable(const Tensor<T, RV>& var, Tensor<T, RV>& grad, boo
     c_order = c_order && leaf.strides[i] == step;
     step *= leaf.extents[i];
   }
-  const bool dense = base == 0 && c_order && kept_size == var.size();
+  const bool dense = base == 0 && c_order && kept_size == sink.size;
 
   if constexpr (RL == 2 && is_matmul<G>::value) {
-    const bool transposed = !has && RV == 2 && base == 0 && mask == 0 &&
-                            leaf.extents[0] == var.shape()[RV - 1] && leaf.extents[1] == var.shape()[0] &&
+    const bool transposed = !sink.has && sink.rank == 2 && base == 0 && mask == 0 &&
+                            leaf.extents[0] == sink.dims[1] && leaf.extents[1] == sink.dims[0] &&
                             (leaf.extents[0] == 1 || leaf.strides[0] == 1) &&
                             (leaf.extents[1] == 1 || leaf.strides[1] == leaf.extents[0]);
     if (transposed) {  // (A B)ᵀ = Bᵀ Aᵀ, straight from the GEMM into the gradient
-      grad = Tensor<T, RV>(var.shape());
-      detail::gemm_into(grad.data(), matmul(transpose(g.b), transpose(g.a)));
-      has = true;
+      sink.grad = Tensor<T, 1>(Shape<1>({sink.size}));
+      detail::gemm_into(sink.grad.data(), matmul(transpose(g.b), transpose(g.a)));
+      sink.has = true;
       return;
     }
   }
   // g is evaluated once: into the gradient itself when that is where it belongs and nothing is
   // there yet; else into a temporary that is added or scattered (compiled once per dtype and rank).
-  if (dense && !has) {
-    grad = Tensor<T, RV>(var.shape());
-    stage_gradient(grad.data(), leaf.extents, mask, g);
-    has = true;
+  if (dense && !sink.has) {
+    sink.grad = Tensor<T, 1>(Shape<1>({sink.size}));
+    stage_gradient(sink.grad.data(), leaf.extents, mask, g);
+    sink.has = true;
     return;
   }
   Tensor<T, 1> staged(Shape<1>({kept_size}));
   stage_gradient(staged.data(), leaf.extents, mask, g);
   if (dense) {
-    grad += reshape_node(staged.view(), var.shape());
+    sink.grad += staged.view();
   } else {
-    scatter_into_variable(var.shape(), grad, has, base, Leaf<T, RL>(staged.data(), kept_extents),
+    scatter_into_variable(sink.size, sink.grad, sink.has, base, Leaf<T, RL>(staged.data(), kept_extents),
                           leaf.strides);
   }
 }

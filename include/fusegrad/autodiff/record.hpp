@@ -41,7 +41,8 @@ bool same_bytes(const X& a, const X& b) {
 // ---- leaves and constants -------------------------------------------------------------------
 
 template <class T, int R, class Tp>
-Leaf<T, R> record(const Leaf<T, R>& x, Tp&) {
+Leaf<T, R> record(const Leaf<T, R>& x, Tp& tape) {
+  tape.note(x);
   return x;
 }
 template <class T, int R, class Tp>

@@ -2,6 +2,7 @@
 //
 // Every kernel the library launches (on the host backend: every parallel loop) adds one to
 // kernel_launches(); every matrix product adds one to gemm_calls() and one to kernel_launches().
+// bytes_in_use() is the device memory held by live tensors and buffers (what a leak test watches).
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@ namespace fusegrad::stats {
 namespace detail {
 inline std::atomic<std::int64_t> kernel_count{0};
 inline std::atomic<std::int64_t> gemm_count{0};
+inline std::atomic<std::int64_t> bytes_held{0};
 }  // namespace detail
 
 /// Kernels launched so far by this process (GEMMs included).
@@ -21,7 +23,12 @@ inline std::int64_t kernel_launches() { return detail::kernel_count.load(std::me
 /// Matrix products (GEMM or batched GEMM calls) launched so far by this process.
 inline std::int64_t gemm_calls() { return detail::gemm_count.load(std::memory_order_relaxed); }
 
-/// Sets both counters to zero.
+/// Bytes of device memory held by live buffers (tensors, temporaries, optimizer state) now; memory a
+/// backend's pool caches for reuse after it was freed is not counted.
+/// Example: `auto b0 = stats::bytes_in_use(); { auto t = fg::zeros<float>({256}); } assert(stats::bytes_in_use() == b0);`
+inline std::int64_t bytes_in_use() { return detail::bytes_held.load(std::memory_order_relaxed); }
+
+/// Sets the kernel and GEMM counters to zero (bytes_in_use() keeps counting).
 inline void reset() {
   detail::kernel_count.store(0, std::memory_order_relaxed);
   detail::gemm_count.store(0, std::memory_order_relaxed);
@@ -29,6 +36,9 @@ inline void reset() {
 
 /// Records one kernel launch; called by the backends, not by users.
 inline void count_kernel() { detail::kernel_count.fetch_add(1, std::memory_order_relaxed); }
+
+/// Records `bytes` more (or, negative, fewer) bytes held by live buffers; called by Buffer.
+inline void count_bytes(std::int64_t bytes) { detail::bytes_held.fetch_add(bytes, std::memory_order_relaxed); }
 
 /// Records one GEMM (which is also a kernel launch).
 inline void count_gemm() {

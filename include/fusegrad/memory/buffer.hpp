@@ -9,6 +9,7 @@
 #include "fusegrad/backend/runtime.hpp"
 #include "fusegrad/core/config.hpp"
 #include "fusegrad/core/error.hpp"
+#include "fusegrad/eval/stats.hpp"
 
 namespace fusegrad::inline FG_BACKEND_NS {
 
@@ -24,6 +25,7 @@ class Buffer {
                          std::to_string(sizeof(T)) + " bytes each");
     }
     data_ = static_cast<T*>(backend::allocate(bytes()));
+    stats::count_bytes(static_cast<std::int64_t>(bytes()));
   }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -45,6 +47,9 @@ class Buffer {
 
  private:
   void release() noexcept {
+    if (data_ != nullptr) {
+      stats::count_bytes(-static_cast<std::int64_t>(bytes()));
+    }
     backend::deallocate(data_, bytes());
     data_ = nullptr;
     count_ = 0;

@@ -141,6 +141,28 @@ class Tensor {
     backend::copy_to_device(data(), host.data(), buffer_.bytes());
   }
 
+  /// Sets every element to `value`, in place: one kernel, and the storage keeps its address (what a
+  /// running sum in a compiled step needs: reset it with `fill`, never by assigning a new tensor).
+  /// Example: `loss_sum.fill(0.f);`
+  void fill(const value_type& value) {
+    assign_to(*this, broadcast_node(Scalar<value_type>(value), shape_));
+  }
+
+  /// Moves the elements into a tensor of `shape` (same element count, C order; no copy) and leaves
+  /// this one empty. Example: `fg::Tensor<float, 2> m = std::move(flat).reshaped(fg::Shape<2>({3, 4}));`
+  template <int R2>
+  Tensor<T, R2> reshaped(const Shape<R2>& shape) && {
+    if (shape.size() != buffer_.size()) {
+      throw shape_error("reshaped: cannot move " + to_string(shape_) + " (" + std::to_string(size()) +
+                        " elements) into shape " + to_string(shape));
+    }
+    Tensor<T, R2> out;
+    out.shape_ = Tensor<T, R2>::checked(shape);
+    out.buffer_ = std::move(buffer_);
+    shape_ = Shape<R>{};
+    return out;
+  }
+
   /// Makes this tensor `shape` (contents unspecified), keeping the storage when the element count
   /// is unchanged.
   void resize(const Shape<R>& shape) {
@@ -156,6 +178,9 @@ class Tensor {
   bool holds(const Shape<R>& shape) const { return shape_ == shape && buffer_.size() == shape.size(); }
 
  private:
+  template <class, int>
+  friend class Tensor;
+
   static const Shape<R>& checked(const Shape<R>& shape) {
     index_t count = 1;
     for (int i = 0; i < R; ++i) {
