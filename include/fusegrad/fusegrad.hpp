@@ -23,5 +23,7 @@
 #include "fusegrad/nn/init.hpp"
 #include "fusegrad/nn/layers.hpp"
 #include "fusegrad/nn/losses.hpp"
+#include "fusegrad/nn/module.hpp"
 #include "fusegrad/optim/adam.hpp"
+#include "fusegrad/optim/checkpoint.hpp"
 #include "fusegrad/optim/sgd.hpp"

@@ -23,6 +23,9 @@
 // The 16-byte trailer keeps this layout in every version. Saving writes a temporary file beside
 // the target, fsyncs it, renames it over the target and fsyncs the directory: a crash or error
 // mid-save leaves the previous checkpoint intact, and a torn file fails the trailer or the CRC.
+//
+// Whole models (nn/module.hpp) and their optimizers: optim/checkpoint.hpp
+// (`io::save_checkpoint(path, model, opt)`, `io::load_checkpoint(path, model, opt)`).
 #pragma once
 
 #include <concepts>
@@ -118,6 +121,31 @@ class Checkpoint {
     }
     e.data.resize(static_cast<std::size_t>(t.size()) * sizeof(T));
     backend::copy_to_host(e.data.data(), t.data(), e.data.size());
+    if (auto* old = find(e.name)) {
+      *old = std::move(e);
+    } else {
+      tensors_.push_back(std::move(e));
+    }
+  }
+  /// Stores a host tensor as it is (e.g. one of another checkpoint's tensors()), replacing a
+  /// tensor of that name (in its place); io_error when its dtype is not one fusegrad knows, its
+  /// rank exceeds 6 or its data length is not its shape's. Example: `c.put(other.tensors()[0]);`
+  void put(CheckpointTensor e) {
+    std::size_t bytes = detail::dtype_size(e.dtype);
+    if (bytes == 0 || e.shape.size() > std::size_t(max_rank)) {
+      fail("put", "tensor '" + e.name + "' has dtype '" + e.dtype + "' and rank " +
+                      std::to_string(e.shape.size()));
+    }
+    bool valid = true;
+    for (const index_t extent : e.shape) {
+      valid = valid && extent >= 0 &&
+              !__builtin_mul_overflow(bytes, static_cast<std::size_t>(extent), &bytes);
+    }
+    if (!valid || bytes != e.data.size()) {
+      fail("put", "tensor '" + e.name + "' of shape " + detail::shape_text(e.shape) + " holds " +
+                      std::to_string(e.data.size()) + " bytes of data" +
+                      (valid ? " instead of " + std::to_string(bytes) : std::string()));
+    }
     if (auto* old = find(e.name)) {
       *old = std::move(e);
     } else {
@@ -233,15 +261,62 @@ class Checkpoint {
   void get_all(const Named<TensorTs>&... entries) const {
     static_assert(!(std::is_const_v<TensorTs> || ...),
                   "Checkpoint::get_all: every io::named(...) must name a non-const tensor");
-    std::string problems;
-    const auto note = [&](const std::string& problem) {
-      problems += (problems.empty() || problem.empty() ? "" : "; ") + problem;
-    };
-    (note(mismatch(entries.name, entries.tensor)), ...);
-    if (!problems.empty()) {
-      fail("get_all", "the checkpoint does not match the model, nothing was loaded: " + problems);
-    }
+    std::vector<std::string> problems;
+    (problems.push_back(mismatch(entries.name, entries.tensor)), ...);
+    require_match("get_all", problems);
     (get(entries.name, entries.tensor), ...);
+  }
+
+  /// Why tensor `name` cannot be copied into `like`: it is missing, or has another dtype or shape
+  /// (the sentence check() and get_all() report); empty when it can. Changes nothing.
+  /// Example: `if (!c.mismatch("W1", W1).empty()) { ... }`
+  template <dtype T, int R>
+  std::string mismatch(std::string_view name, const Tensor<T, R>& like) const {
+    std::vector<index_t> shape;
+    for (int i = 0; i < R; ++i) {
+      shape.push_back(like.shape(i));
+    }
+    const std::string wanted = std::string(dtype_traits<T>::name) + " " + detail::shape_text(shape);
+    const CheckpointTensor* e = find(name);
+    if (e == nullptr) {
+      return "tensor '" + std::string(name) + "' (" + wanted + ") is not in the checkpoint" +
+             holdings();
+    }
+    if (e->dtype != dtype_traits<T>::name || e->shape != shape) {
+      return "tensor '" + std::string(name) + "' is " + e->dtype + " " +
+             detail::shape_text(e->shape) + " in the checkpoint, but the target is " + wanted;
+    }
+    return {};
+  }
+
+  /// The all-or-nothing verdict of a load checked at run time: unless every entry of `problems`
+  /// is empty, throws one io_error naming `who` and the file, "the checkpoint does not match the
+  /// model, nothing was loaded: " and the non-empty problems joined by "; " (the first 16, then
+  /// how many more; what the checkpoint holds is listed after the first missing tensor only).
+  /// Example:
+  ///   c.require_match("load_model", {c.mismatch("W1", W1), c.mismatch("b1", b1)});
+  void require_match(std::string_view who, const std::vector<std::string>& problems) const {
+    constexpr std::size_t shown = 16;
+    const std::string holds = holdings();  // listed after the first missing tensor only
+    bool listed = false;
+    std::string joined;
+    std::size_t count = 0;
+    for (std::string problem : problems) {
+      if (problem.empty() || count++ >= shown) {
+        continue;
+      }
+      if (problem.ends_with(holds)) {
+        problem.resize(problem.size() - (listed ? holds.size() : 0));
+        listed = true;
+      }
+      joined += (joined.empty() ? "" : "; ") + problem;
+    }
+    if (count > shown) {
+      joined += "; and " + std::to_string(count - shown) + " more";
+    }
+    if (count > 0) {
+      fail(who, "the checkpoint does not match the model, nothing was loaded: " + joined);
+    }
   }
 
  private:
@@ -262,28 +337,14 @@ class Checkpoint {
   const CheckpointTensor* find(std::string_view name) const {
     return const_cast<Checkpoint*>(this)->find(name);
   }
-  template <dtype T, int R>
-  std::string mismatch(std::string_view name, const Tensor<T, R>& like) const {
-    std::vector<index_t> shape;
-    for (int i = 0; i < R; ++i) {
-      shape.push_back(like.shape(i));
+  /// " (it holds: w1, b1, ...)": the first 12 tensor names, for a tensor that is missing.
+  std::string holdings() const {
+    std::string names;
+    for (std::size_t i = 0; i < tensors_.size() && i < 12; ++i) {
+      names += (i ? ", " : "") + tensors_[i].name;
     }
-    const std::string wanted = std::string(dtype_traits<T>::name) + " " + detail::shape_text(shape);
-    const CheckpointTensor* e = find(name);
-    if (e == nullptr) {
-      std::string names;
-      for (std::size_t i = 0; i < tensors_.size() && i < 12; ++i) {
-        names += (i ? ", " : "") + tensors_[i].name;
-      }
-      return "tensor '" + std::string(name) + "' (" + wanted + ") is not in the checkpoint (it " +
-             "holds: " + (names.empty() ? "no tensors" : names) +
-             (tensors_.size() > 12 ? ", ..." : "") + ")";
-    }
-    if (e->dtype != dtype_traits<T>::name || e->shape != shape) {
-      return "tensor '" + std::string(name) + "' is " + e->dtype + " " +
-             detail::shape_text(e->shape) + " in the checkpoint, but the target is " + wanted;
-    }
-    return {};
+    return " (it holds: " + (names.empty() ? std::string("no tensors") : names) +
+           (tensors_.size() > 12 ? ", ..." : "") + ")";
   }
 
   std::vector<CheckpointTensor> tensors_;

@@ -16,7 +16,7 @@
 // Evaluated as PyTorch's implementation does (algebraically the same): per step, in double,
 // s = γ / (1 − β1^t) and c = √(1 − β2^t) (and 1 − γλ for AdamW); per element, in T,
 // θ ← θ − s · m / (√v / c + ε). Defaults are PyTorch's: γ = 1e-3, β = (0.9, 0.999), ε = 1e-8,
-// λ = 0 for Adam and 0.01 for AdamW. State: "m.<i>", "v.<i>" (see optimizer.hpp).
+// λ = 0 for Adam and 0.01 for AdamW. State: "m.<name>", "v.<name>" (see optimizer.hpp).
 // Not implemented: amsgrad, maximize.
 #pragma once
 

@@ -4,11 +4,14 @@
 //
 // Device state, allocated and initialised at construction (one zero-fill launch per state buffer;
 // after that, a step launches only its multi-tensor kernel):
-//   "<buffer>.<i>"  Tensor<T, 1>             state buffer of parameter i (C order, its numel),
-//                                            e.g. "m.0", "v.0" (Adam), "momentum.2" (SGD)
-//   "step"          Tensor<std::int64_t, 0>  steps taken so far; a step computes with t = step + 1
-//                                            and leaves step = t
-//   "lr"            Tensor<double, 0>        the learning rate the next step reads (set_lr)
+//   "<buffer>.<name>"  Tensor<T, 1>             state buffer of the parameter named <name> (C
+//                                               order, its numel). <name> is the index when the
+//                                               ParamList has no names: "m.0", "v.0" (Adam),
+//                                               "momentum.2" (SGD); from optim::params(model), the
+//                                               dotted field name: "m.blocks.3.fc1.weight"
+//   "step"             Tensor<std::int64_t, 0>  steps taken so far; a step computes with
+//                                               t = step + 1 and leaves step = t
+//   "lr"               Tensor<double, 0>        the learning rate the next step reads (set_lr)
 #pragma once
 
 #include <array>
@@ -113,7 +116,8 @@ class MultiTensorOptimizer {
 
   const ParamList<T>& parameters() const { return params_; }
 
-  /// Calls f(name, tensor) for every piece of device state: "<buffer>.<i>" (Tensor<T, 1>&), then
+  /// Calls f(name, tensor) for every piece of device state: "<buffer>.<name>" (Tensor<T, 1>&,
+  /// <name> = parameters().name(i): the index "0", "1", ... unless the parameter was named), then
   /// "step" (Tensor<std::int64_t, 0>&) and "lr" (Tensor<double, 0>&); f must accept all three
   /// (a generic lambda). Loading a checkpoint = writing into these tensors in place (copy_from).
   /// Example: `opt.visit_state([&](const std::string& name, auto& t) { save(name, t.to_vector()); });`
@@ -121,7 +125,7 @@ class MultiTensorOptimizer {
   void visit_state(F&& f) {
     for (int s = 0; s < S; ++s) {
       for (std::size_t i = 0; i < state_[s].size(); ++i) {
-        f(std::string(state_names_[s]) + "." + std::to_string(i), state_[s][i]);
+        f(std::string(state_names_[s]) + "." + params_.name(i), state_[s][i]);
       }
     }
     f(std::string("step"), step_);
@@ -184,7 +188,7 @@ class MultiTensorOptimizer {
       for (int s = 0; s < S; ++s) {
         if (!state_[s].empty() && state_[s][i].size() != sizes_[i]) {
           throw shape_error(std::string(name_) + ".step: state " + state_names_[s] + "." +
-                            std::to_string(i) + " has " + std::to_string(state_[s][i].size()) +
+                            params_.name(i) + " has " + std::to_string(state_[s][i].size()) +
                             " elements but parameter " + std::to_string(i) + " has " +
                             std::to_string(sizes_[i]));
         }

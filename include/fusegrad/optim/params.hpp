@@ -1,6 +1,7 @@
 // fusegrad/optim/params.hpp — ParamList<T>: the parameter tensors an optimizer updates, held by
 // reference with their ranks erased, so one optimizer type serves any mix of ranks
-// (W1 (784, 128), b1 (128), ...).
+// (W1 (784, 128), b1 (128), ...), each with a name: the dotted name of a module's field
+// ("blocks.3.fc1.weight", from params(model)), or its index ("0", "1", ...) when added unnamed.
 //
 // Lifetime rule: the tensors are referenced, not owned. They must outlive the optimizer and stay
 // at the same address (do not keep them in a std::vector that grows). Reassigning one
@@ -10,9 +11,13 @@
 
 #include <cstddef>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "fusegrad/core/error.hpp"
 #include "fusegrad/memory/tensor.hpp"
+#include "fusegrad/nn/module.hpp"
 
 namespace fusegrad::inline FG_BACKEND_NS::optim {
 
@@ -38,10 +43,11 @@ std::vector<index_t> dims_of(const Shape<R>& s) {
 
 }  // namespace detail
 
-/// References to parameter tensors of element type T (any ranks), in order.
+/// References to parameter tensors of element type T (any ranks), in order, with unique names.
 /// Example:
-///   fg::optim::ParamList<float> ps = fg::optim::params(W1, b1);
+///   fg::optim::ParamList<float> ps = fg::optim::params(W1, b1);   // named "0", "1"
 ///   for (auto& w : extra) { ps.add(w); }   // tensors held by reference: `extra` must not grow
+///   ps.add(scale, "scale");                // ps.name(ps.size() - 1) == "scale"
 template <class T>
 class ParamList {
  public:
@@ -49,16 +55,30 @@ class ParamList {
 
   ParamList() = default;
 
-  /// Appends `p` (by reference). Returns *this, so adds chain.
+  /// Appends `p` (by reference) named `name`, or by its index ("3") when `name` is empty.
+  /// Returns *this, so adds chain. Throws fusegrad::error when the name is already taken.
   template <int R>
-  ParamList& add(Tensor<T, R>& p) {
-    refs_.push_back(Ref{&p, &data_of<R>, &size_of<R>, &dims_of<R>});
+  ParamList& add(Tensor<T, R>& p, std::string name = "") {
+    if (name.empty()) {
+      name = std::to_string(refs_.size());
+    }
+    for (std::size_t i = 0; i < refs_.size(); ++i) {
+      if (refs_[i].name == name) {
+        throw error("ParamList::add: the name '" + name + "' is already used by parameter " +
+                    std::to_string(i) + " (names must be unique: optimizer state and "
+                    "checkpoints are keyed by them)");
+      }
+    }
+    refs_.push_back(Ref{&p, &data_of<R>, &size_of<R>, &dims_of<R>, std::move(name)});
     return *this;
   }
 
   /// Number of parameter tensors.
   std::size_t size() const { return refs_.size(); }
   bool empty() const { return refs_.empty(); }
+
+  /// The name of parameter i: what add() was given, else its index ("0", "1", ...).
+  const std::string& name(std::size_t i) const { return refs_[i].name; }
 
   /// Device pointer, element count and extents of parameter i, read from the tensor now.
   T* data(std::size_t i) const { return refs_[i].data(refs_[i].tensor); }
@@ -71,6 +91,7 @@ class ParamList {
     T* (*data)(void*);
     index_t (*size)(const void*);
     std::vector<index_t> (*dims)(const void*);
+    std::string name;
   };
   template <int R>
   static T* data_of(void* t) {
@@ -94,6 +115,23 @@ template <class T, int... R>
 ParamList<T> params(Tensor<T, R>&... ps) {
   ParamList<T> list;
   (list.add(ps), ...);
+  return list;
+}
+
+/// Every Tensor<T, R> of a module (nn/module.hpp), by reference, in declaration order, named by
+/// its dotted name ("blocks.0.fc1.weight"); tensors of other element types are skipped. The
+/// lifetime rule above applies: do not add blocks to the model's vectors while it is in use.
+/// Example: `fg::optim::Adam opt(fg::optim::params(model), {.lr = 1e-3});`
+template <class T = float, nn::module M>
+ParamList<T> params(M& model) {
+  static_assert(!std::is_const_v<M>,
+                "optim::params: the model must not be const (its tensors are updated in place)");
+  ParamList<T> list;
+  nn::for_each_parameter(model, [&](const std::string& name, auto& t) {
+    if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(t)>::element_type, T>) {
+      list.add(t, name);
+    }
+  });
   return list;
 }
 

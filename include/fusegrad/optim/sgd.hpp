@@ -13,7 +13,7 @@
 //   θ_t ← θ_{t-1} − γ g_t
 //
 // Computed in the parameters' type T (γ, μ, 1 − τ and λ are formed in double, then rounded to T,
-// as PyTorch passes Python floats to its float kernels). The momentum buffer b ("momentum.<i>")
+// as PyTorch passes Python floats to its float kernels). The momentum buffer b ("momentum.<name>")
 // exists only when μ ≠ 0. Nesterov needs μ > 0 and τ = 0, as in PyTorch.
 #pragma once
 
