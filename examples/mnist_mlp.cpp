@@ -2,8 +2,12 @@
 // (Fashion-MNIST from Debian's dataset-fashion-mnist by default), on the GPU when built by nvcc and
 // on the CPU otherwise, from the same code. Each training step (forward, backward, optimizer) is
 // captured once as a CUDA graph and replayed (fg::compile_step); on the CPU it runs directly.
+// --hidden-layers N (N > 1) trains a residual MLP instead: 784 -> width, then N - 1 residual blocks
+// width -> width, then 10, written as one statement per layer (fg::Var); the depth is a run-time
+// number, so one binary trains any depth.
 //
 //   mnist_mlp [--data DIR] [--epochs N] [--batch N] [--lr X] [--optimizer sgd|adam] [--loss ce|mse]
+//             [--hidden-layers N] [--width W]
 //             [--schedule cosine|constant] [--seed N] [--save FILE] [--resume FILE] [--csv FILE]
 //             [--train-limit N] [--test-limit N] [--stop-after N] [--min-accuracy X]
 //
@@ -44,6 +48,8 @@ struct Options {
   std::string optimizer = "adam";
   mnist::Loss loss = mnist::Loss::cross_entropy;
   std::uint64_t seed = 1;
+  int hidden_layers = 1;
+  index_t width = mnist::hidden;
   std::string save, resume, csv;
   int stop_after = -1;  // stop after this many epochs (as if interrupted), keeping the schedule
   index_t train_limit = 0, test_limit = 0;
@@ -53,7 +59,8 @@ struct Options {
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "mnist_mlp: " << message << "\n"
             << "usage: mnist_mlp [--data DIR] [--epochs N] [--batch N] [--lr X] [--optimizer sgd|adam]\n"
-            << "                 [--loss ce|mse] [--schedule cosine|constant] [--seed N] [--save FILE]\n"
+            << "                 [--loss ce|mse] [--hidden-layers N] [--width W]\n"
+            << "                 [--schedule cosine|constant] [--seed N] [--save FILE]\n"
             << "                 [--resume FILE] [--csv FILE]\n"
             << "                 [--train-limit N] [--test-limit N] [--stop-after N] [--min-accuracy X]\n";
   std::exit(2);
@@ -64,7 +71,7 @@ Options parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      usage_error("trains a 784-128-10 MLP on MNIST-format data");
+      usage_error("trains a 784-128-10 MLP (or a residual MLP of --hidden-layers) on MNIST-format data");
     }
     if (i + 1 >= argc) {
       usage_error(flag + " needs a value");
@@ -78,6 +85,8 @@ Options parse(int argc, char** argv) {
       else if (flag == "--optimizer") o.optimizer = value;
       else if (flag == "--loss" && (value == "ce" || value == "mse")) o.loss = value == "ce" ? mnist::Loss::cross_entropy : mnist::Loss::mse;
       else if (flag == "--seed") o.seed = std::stoull(value);
+      else if (flag == "--hidden-layers") o.hidden_layers = std::stoi(value);
+      else if (flag == "--width") o.width = std::stol(value);
       else if (flag == "--schedule" && (value == "cosine" || value == "constant")) o.cosine = value == "cosine";
       else if (flag == "--save") o.save = value;
       else if (flag == "--resume") o.resume = value;
@@ -93,6 +102,7 @@ Options parse(int argc, char** argv) {
   }
   if (o.optimizer != "sgd" && o.optimizer != "adam") usage_error("--optimizer is sgd or adam");
   if (o.epochs < 0 || o.batch < 1) usage_error("--epochs must be >= 0 and --batch >= 1");
+  if (o.hidden_layers < 1 || o.width < 1) usage_error("--hidden-layers and --width must be >= 1");
   if (o.lr < 0) o.lr = o.optimizer == "adam" ? 2e-3 : (o.loss == mnist::Loss::mse ? 0.01 : 0.05);
   return o;
 }
@@ -160,7 +170,7 @@ Evaluation evaluate(const mnist::Model& model, mnist::Loss kind, const fg::Tenso
     const index_t stop = std::min(n, start + chunk);
     const auto xs = fg::slice(x, 0, start, stop);
     const auto ys = fg::slice(y, 0, start, stop);
-    const fg::Tensor<float, 2> logits = model.logits(xs);
+    const fg::Tensor<float, 2> logits = model.predict(xs);
     mnist::Model::with_loss_of_logits(kind, logits, ys, [&](const auto& loss) { loss_sum += loss.item() * double(stop - start); });
     const auto predicted = fg::argmax(logits, 1).to_vector();
     const auto labels = fg::Tensor<std::int32_t, 1>(ys).to_vector();
@@ -193,18 +203,17 @@ void print_confusion(const Evaluation& ev, bool fashion) {
 
 void save(const std::string& path, mnist::Model& model, mnist::Optimizer& opt, const Options& o,
           int epochs_done) {
-  fg::io::Checkpoint ckpt;
-  ckpt.put("fc1.W", model.fc1.W);
-  ckpt.put("fc1.b", model.fc1.b);
-  ckpt.put("fc2.W", model.fc2.W);
-  ckpt.put("fc2.b", model.fc2.b);
-  opt.visit_state([&](const std::string& name, const auto& tensor) { ckpt.put("optimizer." + name, tensor); });
-  ckpt.put_meta("epochs_done", std::int64_t(epochs_done));
-  ckpt.put_meta("optimizer", opt.name());
-  ckpt.put_meta("loss", std::string(o.loss == mnist::Loss::mse ? "mse" : "ce"));
-  ckpt.put_meta("seed", std::int64_t(o.seed));
-  ckpt.put_meta("batch", std::int64_t(o.batch));
-  fg::io::save_checkpoint(path, ckpt);
+  fg::io::Checkpoint meta;
+  meta.put_meta("epochs_done", std::int64_t(epochs_done));
+  meta.put_meta("optimizer", opt.name());
+  meta.put_meta("loss", std::string(o.loss == mnist::Loss::mse ? "mse" : "ce"));
+  meta.put_meta("seed", std::int64_t(o.seed));
+  meta.put_meta("batch", std::int64_t(o.batch));
+  meta.put_meta("hidden_layers", std::int64_t(model.hidden_layers()));
+  meta.put_meta("width", std::int64_t(model.width()));
+  // Parameters under their names (fc1.weight, blocks.3.fc.bias, ...), the optimizer's state under
+  // optimizer.*: written atomically.
+  fg::io::save_checkpoint(path, model, opt, meta);
 }
 
 /// Loads a checkpoint written by save(); every tensor is checked before any is changed.
@@ -214,11 +223,13 @@ int resume(const std::string& path, mnist::Model& model, mnist::Optimizer& opt) 
     throw fg::io_error("resume", path, "was written with optimizer " + ckpt.meta<std::string>("optimizer") +
                                                ", not " + opt.name());
   }
-  std::vector<std::string> names;
-  opt.visit_state([&](const std::string& name, const auto& tensor) { ckpt.check("optimizer." + name, tensor); });
-  ckpt.get_all(fg::io::named("fc1.W", model.fc1.W), fg::io::named("fc1.b", model.fc1.b),
-               fg::io::named("fc2.W", model.fc2.W), fg::io::named("fc2.b", model.fc2.b));
-  opt.visit_state([&](const std::string& name, auto& tensor) { ckpt.get("optimizer." + name, tensor); });
+  if (ckpt.meta<int>("hidden_layers") != model.hidden_layers() || ckpt.meta<index_t>("width") != model.width()) {
+    throw fg::io_error("resume", path, "holds a model of " + std::to_string(ckpt.meta<int>("hidden_layers")) +
+                                           " hidden layers of width " + std::to_string(ckpt.meta<index_t>("width")) +
+                                           ", not " + std::to_string(model.hidden_layers()) + " of width " +
+                                           std::to_string(model.width()) + " (--hidden-layers, --width)");
+  }
+  fg::io::load_checkpoint(path, model, opt);
   return static_cast<int>(ckpt.meta<std::int64_t>("epochs_done"));
 }
 
@@ -259,7 +270,13 @@ int main(int argc, char** argv) {
     const auto y_train = first_rows(train.labels, o.train_limit);
     const fg::Tensor<float, 2> x_test = (first_rows(test.images, o.test_limit) - mean) / stddev;
     const auto y_test = first_rows(test.labels, o.test_limit);
-    std::printf("fusegrad MNIST MLP 784-128-10 on %s\n", fg::backend::describe().c_str());
+    if (o.hidden_layers == 1) {
+      std::printf("fusegrad MNIST MLP 784-%ld-10 on %s\n", static_cast<long>(o.width), fg::backend::describe().c_str());
+    } else {
+      std::printf("fusegrad MNIST residual MLP 784-%ld, %d residual blocks of width %ld, -10 on %s\n",
+                  static_cast<long>(o.width), o.hidden_layers - 1, static_cast<long>(o.width),
+                  fg::backend::describe().c_str());
+    }
     std::printf("data: %s (%s): %ld training and %ld test images\n", dir.string().c_str(),
                 fashion ? "Fashion-MNIST" : "MNIST", static_cast<long>(x_train.shape(0)),
                 static_cast<long>(x_test.shape(0)));
@@ -268,8 +285,10 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(o.seed));
 
     // ---- model, optimizer, loader ----
-    mnist::Model model(o.seed);
+    mnist::Model model(o.seed, o.hidden_layers, o.width);
     mnist::Optimizer opt(model, o.optimizer, o.lr);
+    std::printf("parameters: %ld in %zu tensors\n", static_cast<long>(fg::nn::parameter_count(model)),
+                fg::nn::parameter_names(model).size());
     int start_epoch = 0;
     if (!o.resume.empty()) {
       start_epoch = resume(o.resume, model, opt);
@@ -299,7 +318,7 @@ int main(int argc, char** argv) {
       if (o.cosine) {
         opt.set_lr(o.lr * 0.5 * (1 + std::cos(M_PI * epoch / o.epochs)));
       }
-      loss_sum = fg::zeros<float>(fg::Shape<0>{});
+      loss_sum.fill(0.f);  // in place: the captured step adds into this buffer
       Progress progress(epoch, o.epochs, loader.num_batches());
       const auto t0 = Clock::now();
       index_t done = 0, seen = 0;

@@ -1,10 +1,12 @@
-// examples/mnist_mlp.hpp — the 784-128-ReLU-10 classifier the MNIST example trains, shared with its
-// test (tests/test_train.cpp) and benchmark (bench/mlp_train.cpp): the model, its loss, the
-// optimizers, one training step, and where the MNIST-format files are looked for.
+// examples/mnist_mlp.hpp — the classifier the MNIST example trains (784-128-ReLU-10 by default, or a
+// residual MLP of any depth), shared with its test (tests/test_train.cpp) and benchmark
+// (bench/mlp_train.cpp): the model, its loss, the optimizers, one training step, and where the
+// MNIST-format files are looked for.
 #pragma once
 
 #include <fusegrad/fusegrad.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -24,16 +26,64 @@ inline constexpr index_t classes = 10;
 
 enum class Loss { cross_entropy, mse };
 
-/// The network: logits = relu(x W1 + b1) W2 + b2, x (B, 784), W1 (784, 128), W2 (128, 10).
+/// A residual block of the deep variant: h + s · relu(h W + b), width -> width. The branch is
+/// scaled by s = 1/√(number of blocks) so that the activations' variance stays bounded at any
+/// depth (each block adds about s² of it).
+struct Block {
+  fg::nn::Linear<float> fc;
+  float scale = 1.f;
+  void fields(auto& f) { f("fc", fc); }
+  template <class H>
+  auto operator()(const H& h) const {  // (B, W) -> (B, W)
+    return h + fg::relu(fc(h)) * scale;
+  }
+};
+
+/// The network. Default (hidden_layers 1): the classic logits = relu(x W1 + b1) W2 + b2, x (B, 784),
+/// W1 (784, 128), W2 (128, 10), written and differentiated as one expression. With more hidden
+/// layers: fc1 (784 -> width), then hidden_layers - 1 residual Blocks (width -> width), then fc2
+/// (width -> 10), written as statements (fg::Var), one per layer: the depth is a run-time number
+/// and the program compiles the block's statement once.
 struct Model {
   fg::nn::Linear<float> fc1;
+  std::vector<Block> blocks;
   fg::nn::Linear<float> fc2;
 
-  explicit Model(std::uint64_t seed) : fc1(pixels, hidden, seed), fc2(hidden, classes, seed + 1000) {}
+  explicit Model(std::uint64_t seed, int hidden_layers = 1, index_t width = hidden)
+      : fc1(pixels, width, seed), fc2(width, classes, seed + 1000) {
+    for (int i = 1; i < hidden_layers; ++i) {
+      blocks.push_back(Block{fg::nn::Linear<float>(width, width, seed + 2000 + static_cast<std::uint64_t>(i)),
+                             1.f / std::sqrt(static_cast<float>(hidden_layers - 1))});
+    }
+  }
+  void fields(auto& f) { f("fc1", fc1); f("blocks", blocks); f("fc2", fc2); }
 
+  int hidden_layers() const { return 1 + static_cast<int>(blocks.size()); }
+  index_t width() const { return fc1.W.shape(1); }
+
+  /// The classic network's logits, one lazy expression (B, 10).
   template <class X>
-  auto logits(const X& x) const {  // (B, 10)
+  auto logits(const X& x) const {
     return fc2(fg::relu(fc1(x)));
+  }
+  /// The last hidden layer of the deep variant, one statement per layer (B, width).
+  template <class X>
+  fg::Var<float, 2> features(const X& x) const {
+    fg::Var<float, 2> h = fg::relu(fc1(x));
+    for (const Block& block : blocks) {
+      h = block(h);
+    }
+    return h;
+  }
+  /// The logits of either variant, evaluated (for evaluation: nothing is recorded).
+  template <class X>
+  fg::Tensor<float, 2> predict(const X& x) const {
+    if (blocks.empty()) {
+      return logits(x);
+    }
+    fg::no_grad guard;
+    const fg::Var<float, 2> h = features(x);
+    return fc2(h);
   }
 
   /// The mean loss over the batch: softmax cross-entropy, or the textbook ½ Σ (y − ŷ)² of the
@@ -47,18 +97,24 @@ struct Model {
       f(fg::mean(fg::nn::cross_entropy(z, y)));
     }
   }
-  /// Calls f(loss) with the model's loss on images x against labels y.
+  /// Calls f(loss) with the model's loss on images x against labels y: the classic network as
+  /// one expression, the deep one as statements (the loss reads the last hidden layer's Var).
   template <class X, class Y, class F>
   void with_loss(Loss kind, const X& x, const Y& y, F&& f) const {
-    with_loss_of_logits(kind, logits(x), y, f);
+    if (blocks.empty()) {
+      with_loss_of_logits(kind, logits(x), y, f);
+    } else {
+      const fg::Var<float, 2> h = features(x);
+      with_loss_of_logits(kind, fc2(h), y, f);
+    }
   }
 };
 
-/// SGD (with momentum) or Adam over the model's four tensors; one fused launch per step.
+/// SGD (with momentum) or Adam over every parameter of the model; one fused launch per step.
 class Optimizer {
  public:
   Optimizer(Model& m, const std::string& name, double lr) {
-    auto params = fg::optim::params(m.fc1.W, m.fc1.b, m.fc2.W, m.fc2.b);
+    auto params = fg::optim::params(m);
     if (name == "sgd") {
       opt_.emplace<fg::optim::SGD<float>>(params, fg::optim::SGDOptions{.lr = lr, .momentum = 0.9});
     } else if (name == "adam") {
@@ -78,6 +134,12 @@ class Optimizer {
     visit([&](auto& o) { o.visit_state(f); });
   }
   const std::string& name() const { return name_; }
+  /// The parameters it updates, in order (what value_and_grad differentiates against).
+  const fg::optim::ParamList<float>& parameters() {
+    const fg::optim::ParamList<float>* p = nullptr;
+    visit([&](auto& o) { p = &o.parameters(); });
+    return *p;
+  }
   /// The learning rate the next step uses (kept on the device: captured steps see changes).
   void set_lr(double lr) {
     visit([&](auto& o) { o.set_lr(lr); });
@@ -101,7 +163,7 @@ class Optimizer {
 inline void train_step(Model& m, Optimizer& opt, Loss kind, const fg::Tensor<float, 2>& x,
                        const fg::Tensor<std::int32_t, 1>& y, fg::Tensor<float, 0>& loss_sum) {
   m.with_loss(kind, x, y, [&](const auto& loss) {
-    auto [value, grads] = fg::value_and_grad(loss, m.fc1.W, m.fc1.b, m.fc2.W, m.fc2.b);
+    auto [value, grads] = fg::value_and_grad(loss, opt.parameters());
     opt.step(grads);
     loss_sum += value * static_cast<float>(x.shape(0));
   });

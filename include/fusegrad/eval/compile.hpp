@@ -18,6 +18,14 @@
 // what changes from step to step must live in device memory — the data (tensors at fixed
 // addresses: the loader's batch slots), the optimizer's learning rate and step count are. A new
 // argument address or shape (the last, smaller batch) gets its own graph.
+//
+// Every tensor a compiled step touches must keep its address for as long as the step is used: the
+// parameters, the optimizer's state, and anything the step adds into (a running loss sum). Reset
+// such a tensor in place — `loss_sum.fill(0.f)` — never by assigning a new one
+// (`loss_sum = fg::zeros(...)` frees the buffer the replayed graph writes to). Vars belong inside
+// the step: a step built from statements (Var assignments, grad over them, the optimizer) is
+// captured whole; the graph's bookkeeping is host memory only, with no device allocation or
+// synchronisation of its own, and every Var and temporary created in the step is freed in it.
 #pragma once
 
 #include <utility>

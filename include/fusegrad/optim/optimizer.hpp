@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "fusegrad/autodiff/grad.hpp"
 #include "fusegrad/eval/factory.hpp"
 #include "fusegrad/optim/multi_tensor.hpp"
 #include "fusegrad/optim/params.hpp"
@@ -102,6 +103,19 @@ class MultiTensorOptimizer {
     step(std::span<const Tensor<T, R>>(grads));
   }
 
+  /// The same, with the gradients value_and_grad returns for a parameter list (params(model)).
+  /// Example: `auto [loss, grads] = fg::value_and_grad(l, opt.parameters()); opt.step(grads);`
+  void step(const Gradients<T>& grads) {
+    check_count(grads.size());
+    std::vector<const T*> grad_data;
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      check_dims(i, grads.dims(i));
+      grad_data.push_back(grads.data(i));
+    }
+    check_state();
+    launch_all(std::span<const T* const>(grad_data));
+  }
+
   /// Steps taken so far (reads the device counter: blocks until queued steps are done).
   std::int64_t steps() const { return step_.item(); }
   /// The learning rate the next step uses (reads the device value: blocks).
@@ -170,8 +184,10 @@ class MultiTensorOptimizer {
   }
   template <int R>
   void check_gradient(std::size_t i, const Tensor<T, R>& g) const {
+    check_dims(i, detail::dims_of(g.shape()));
+  }
+  void check_dims(std::size_t i, const std::vector<index_t>& got) const {
     const std::vector<index_t> want = params_.dims(i);
-    const std::vector<index_t> got = detail::dims_of(g.shape());
     if (got != want) {
       throw shape_error(std::string(name_) + ".step: gradient " + std::to_string(i) +
                         " has shape " + dims_text(got) + " but parameter " + std::to_string(i) +
