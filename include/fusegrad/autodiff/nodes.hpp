@@ -12,11 +12,12 @@ namespace fusegrad::inline FG_BACKEND_NS {
 
 /// The gradient of y = Op-reduce(x) with respect to x, given the upstream gradient g (y's shape).
 /// @post at(index) = g(r) * partial(x(index), y(r), n) where r is `index` with the reduced axis
-///       dropped (kept as 0 for keepdims; everything dropped for a full reduction); for max/min
-///       (to_extremum) at(index) = g(r) where index is the first arg-extremum `arg(r)`, else 0.
-/// X and Y are Scalar placeholders when the op's rule does not read them; Arg likewise.
-template <class Op, class G, class X, class Y, class Arg, int RI>
-struct ReduceGrad : ExprBase<ReduceGrad<Op, G, X, Y, Arg, RI>> {
+///       dropped (kept as 0 for keepdims; everything dropped for a full reduction); for an op with
+///       an aux_op (prod) at(index) = g(r) * partial(x(index), y(r), aux(r), n); for max/min
+///       (to_extremum) at(index) = g(r) where index is the first arg-extremum `aux(r)`, else 0.
+/// X and Y are Scalar placeholders when the op's rule does not read them; Aux likewise.
+template <class Op, class G, class X, class Y, class Aux, int RI>
+struct ReduceGrad : ExprBase<ReduceGrad<Op, G, X, Y, Aux, RI>> {
   using value_type = typename Y::value_type;
   static constexpr int rank = RI;
   static constexpr int out_rank = G::rank;
@@ -24,7 +25,7 @@ struct ReduceGrad : ExprBase<ReduceGrad<Op, G, X, Y, Arg, RI>> {
   G g;
   X x;
   Y y;
-  Arg arg;
+  Aux aux;   // max/min: the arg-extremum positions; prod: the aux_op reduction; else unused
   int axis = -1;       // -1: every element was reduced
   Shape<RI> extents;   // the input's shape
   index_t n = 1;       // elements per reduced lane
@@ -51,7 +52,10 @@ struct ReduceGrad : ExprBase<ReduceGrad<Op, G, X, Y, Arg, RI>> {
     }
     const value_type upstream = static_cast<value_type>(g.at(r));
     if constexpr (requires { Op::to_extremum; }) {
-      return pos == arg.at(r) ? upstream : value_type(0);
+      return pos == aux.at(r) ? upstream : value_type(0);
+    } else if constexpr (requires { typename Op::aux_op; }) {
+      return upstream * Op::partial(static_cast<value_type>(x.at(index)), y.at(r),
+                                    static_cast<value_type>(aux.at(r)), n);
     } else {
       return upstream * Op::partial(static_cast<value_type>(x.at(index)), y.at(r), n);
     }
@@ -63,13 +67,13 @@ struct ReduceGrad : ExprBase<ReduceGrad<Op, G, X, Y, Arg, RI>> {
     auto pg = g.prepare(plan);
     auto px = x.prepare(plan);
     auto py = y.prepare(plan);
-    auto pa = arg.prepare(plan);
+    auto pa = aux.prepare(plan);
     return ReduceGrad<Op, decltype(pg), decltype(px), decltype(py), decltype(pa), RI>{
         {}, pg, px, py, pa, axis, extents, n};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {
     return g.conflicts_with(b, e, false) || x.conflicts_with(b, e, false) ||
-           y.conflicts_with(b, e, false) || arg.conflicts_with(b, e, false);
+           y.conflicts_with(b, e, false) || aux.conflicts_with(b, e, false);
   }
 };
 

@@ -186,14 +186,26 @@ bool same(const Slice<E>& a, const Slice<E>& b) {
 
 // ---- boundary nodes: saved ------------------------------------------------------------------
 
+namespace detail {
+/// Whether gradient flows through a reduction: only a floating-point reduction of a floating-point
+/// operand passes any. argmax and argmin (int64 positions), and reductions of integers, pass none:
+/// they may appear anywhere in a loss (labels, masks, counts) and need no derivative rule.
+template <class N>
+inline constexpr bool differentiable_reduce =
+    std::is_floating_point_v<typename N::value_type> &&
+    std::is_floating_point_v<typename N::input_type::value_type>;
+}  // namespace detail
+
 template <class Op, class E, int R, class Tp>
 auto record(const Reduce<Op, E, R>& x, Tp& tape) {
   auto input = record(x.input, tape);
-  return tape.save(Reduce<Op, decltype(input), R>{{}, input, x.axis, x.extents});
+  using N = Reduce<Op, decltype(input), R>;
+  // Saved without a rule when no gradient can flow through it: its rule is not even compiled.
+  return tape.template save<detail::differentiable_reduce<N>>(N{{}, input, x.axis, x.extents});
 }
 template <class Op, class E, int R, class Tp>
 bool depends(const Reduce<Op, E, R>& x, const Tp& tape) {
-  return depends(x.input, tape);
+  return detail::differentiable_reduce<Reduce<Op, E, R>> && depends(x.input, tape);
 }
 template <class Op, class E, int R>
 bool same(const Reduce<Op, E, R>& a, const Reduce<Op, E, R>& b) {

@@ -11,7 +11,8 @@
 //   slice                   g placed back, zero elsewhere               (lazy)
 //   leaf                    added to the variable it views              (autodiff/accumulate.hpp)
 //   saved node              added to its gradient; its rule runs later  (one kernel per arrival)
-//   reduce                  g spread over the reduced axis × partial    (lazy; max/min: to argmax)
+//   reduce                  g spread over the reduced axis × partial    (lazy; max/min: to argmax;
+//                           prod: + 1 reduction; argmax/argmin, integer reductions: no gradient)
 //   matmul C = A B          dA = g Bᵀ, dB = Aᵀ g                         (GEMMs, transposes as flags)
 #pragma once
 
@@ -284,36 +285,51 @@ void backprop_saved(const N& node, const Y&, const G& g, Tp& tape) {
   backprop(node, g, tape);
 }
 
+/// y = Op-reduce(x): x gets g spread over the reduced lane times the op's partial (one lazy node).
+/// max/min: the gradient goes to the first arg-extremum (one argmax/argmin reduction). prod: one
+/// more reduction, the lane's product with a zero left out, makes the rule exact at zeros.
+/// argmax, argmin and reductions of integers pass nothing (record.hpp saves them without a rule).
 template <class Op, class E, int R, class Y, class G, class Tp>
 void backprop_saved(const Reduce<Op, E, R>& r, const Y& y, const G& g, Tp& tape) {
-  static_assert(requires { Op::to_extremum; } || requires { Op::partial_reads_input; },
-                "grad: this reduction (prod, argmax, argmin) has no derivative rule; for a product "
-                "of positive numbers write fg::exp(fg::sum(fg::log(x)))");
-  using V = typename Reduce<Op, E, R>::value_type;
-  constexpr int RI = E::rank;
-  if (!depends(r.input, tape)) {
-    return;
-  }
-  const auto in = r.input.shape();
-  const index_t n = r.axis < 0 ? in.size() : in[r.axis];
-  const Scalar<V> unused(0);
-  if constexpr (requires { Op::to_extremum; }) {
-    // The whole gradient goes to the element argmax/argmin picks (the first on ties).
-    const auto arg = tape.keep(evaluate(Reduce<typename Op::arg_op, E, R>{{}, r.input, r.axis, r.extents}));
-    backprop(r.input,
-             ReduceGrad<Op, G, Scalar<V>, Scalar<V>, decltype(arg), RI>{{}, g, unused, unused, arg,
-                                                                        r.axis, in, n},
-             tape);
-  } else if constexpr (Op::partial_reads_input) {
-    backprop(r.input,
-             ReduceGrad<Op, G, E, Y, Scalar<index_t>, RI>{{}, g, r.input, y, Scalar<index_t>(0),
-                                                          r.axis, in, n},
-             tape);
+  if constexpr (!detail::differentiable_reduce<Reduce<Op, E, R>>) {
+    return;  // an integer-valued reduction, or one of integers: no gradient flows through it
   } else {
-    backprop(r.input,
-             ReduceGrad<Op, G, Scalar<V>, Scalar<V>, Scalar<index_t>, RI>{
-                 {}, g, unused, unused, Scalar<index_t>(0), r.axis, in, n},
-             tape);
+    static_assert(requires { Op::to_extremum; } || requires { Op::partial_reads_input; },
+                  "grad: this floating-point reduction has no derivative rule (give its op in "
+                  "ops/reduce.hpp a partial, or to_extremum)");
+    using V = typename Reduce<Op, E, R>::value_type;
+    constexpr int RI = E::rank;
+    if (!depends(r.input, tape)) {
+      return;
+    }
+    const auto in = r.input.shape();
+    const index_t n = r.axis < 0 ? in.size() : in[r.axis];
+    const Scalar<V> unused(0);
+    if constexpr (requires { Op::to_extremum; }) {
+      // The whole gradient goes to the element argmax/argmin picks (the first on ties).
+      const auto arg = tape.keep(evaluate(Reduce<typename Op::arg_op, E, R>{{}, r.input, r.axis, r.extents}));
+      backprop(r.input,
+               ReduceGrad<Op, G, Scalar<V>, Scalar<V>, decltype(arg), RI>{{}, g, unused, unused, arg,
+                                                                          r.axis, in, n},
+               tape);
+    } else if constexpr (requires { typename Op::aux_op; }) {
+      // The partial reads a second reduction of the same input (prod: the product with a zero
+      // left out), evaluated once here.
+      const auto aux = tape.keep(evaluate(Reduce<typename Op::aux_op, E, R>{{}, r.input, r.axis, r.extents}));
+      backprop(r.input,
+               ReduceGrad<Op, G, E, Y, decltype(aux), RI>{{}, g, r.input, y, aux, r.axis, in, n},
+               tape);
+    } else if constexpr (Op::partial_reads_input) {
+      backprop(r.input,
+               ReduceGrad<Op, G, E, Y, Scalar<index_t>, RI>{{}, g, r.input, y, Scalar<index_t>(0),
+                                                            r.axis, in, n},
+               tape);
+    } else {
+      backprop(r.input,
+               ReduceGrad<Op, G, Scalar<V>, Scalar<V>, Scalar<index_t>, RI>{
+                   {}, g, unused, unused, Scalar<index_t>(0), r.axis, in, n},
+               tape);
+    }
   }
 }
 

@@ -10,8 +10,11 @@
 //
 // Derivatives (autodiff): an op with `partial(x, y, n)` gives d y / d x for an element x of the
 // reduced lane whose result is y (n elements); `partial_reads_input` says whether it looks at x.
-// max and min instead route the whole gradient to the first arg-extremum (`to_extremum`, with the
-// arg-op that finds it), the element argmax/argmin picks: ties go to the first position.
+// An op with an `aux_op` (prod) has `partial(x, y, aux, n)` instead: aux is the lane's result of
+// that second reduction of the same input. max and min instead route the whole gradient to the
+// first arg-extremum (`to_extremum`, with the arg-op that finds it), the element argmax/argmin
+// picks: ties go to the first position. argmax and argmin (int64 positions) have no derivative:
+// like every integer-valued reduction they pass no gradient (autodiff/record.hpp).
 #pragma once
 
 #include <limits>
@@ -92,9 +95,55 @@ struct mean {
   };
 };
 
+namespace detail {
+/// The product of the non-zero elements seen, and how many zeros were seen.
+template <class V>
+struct ProdZerosAcc {
+  V nonzero;
+  index_t zeros;
+};
+}  // namespace detail
+
+/// The product of a lane with one of its zeros left out (the whole product when it has none):
+/// for the zero x_i of a lane with exactly one zero, prod_{j≠i} x_j exactly (no division); 0 when
+/// the lane has two zeros or more (NaN when it also holds an infinity or NaN, as 0 · inf is).
+/// Not exposed as a function: prod's derivative reads it.
+struct prod_skip_zero {
+  static constexpr const char* name = "prod_skip_zero";
+  static constexpr bool needs_elements = false;
+  template <class V>
+  struct reducer {
+    static_assert(std::is_floating_point_v<V>, "prod_skip_zero: needs a floating-point operand");
+    using acc_type = detail::ProdZerosAcc<V>;
+    using result_type = V;
+    FG_HOST_DEVICE static acc_type identity() { return {V(1), 0}; }
+    FG_HOST_DEVICE static acc_type lift(V v, index_t) {
+      return v == V(0) ? acc_type{V(1), 1} : acc_type{v, 0};
+    }
+    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) {
+      return {a.nonzero * b.nonzero, a.zeros + b.zeros};
+    }
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) {
+      return a.zeros > 1 ? a.nonzero * V(0) : a.nonzero;
+    }
+  };
+};
+
+/// The product of the elements. Empty: 1. Derivative: d y / d x_i = prod_{j≠i} x_j, exact at zeros.
 struct prod {
   static constexpr const char* name = "prod";
   static constexpr bool needs_elements = false;
+  static constexpr bool partial_reads_input = true;
+  using aux_op = prod_skip_zero;
+  /// prod_{j≠i} x_j for the element x = x_i of a lane whose product is y and whose prod_skip_zero
+  /// is aux. For x ≠ 0 it is y / x: one more rounding than the product itself, and 0 where y
+  /// underflowed or inf where it overflowed (PyTorch does the same); it is exactly 0 when another
+  /// element of the lane is 0 (y = 0 then). For x = 0 it is aux, exact: the product of the others
+  /// when x is the lane's only zero, 0 when there is another.
+  template <class V>
+  FG_HOST_DEVICE static V partial(V x, V y, V aux, index_t) {
+    return x == V(0) ? aux : y / x;
+  }
   template <class V>
   struct reducer : detail::value_reducer<V, detail::sum_acc_t<V>> {
     using acc_type = detail::sum_acc_t<V>;
