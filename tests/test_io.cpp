@@ -31,6 +31,7 @@
 #endif
 
 #include "support/catch.hpp"
+#include "support/tempdir.hpp"
 #include "support/reference.hpp"
 
 namespace test_io {
@@ -50,21 +51,9 @@ inline auto contains(const std::string& s) {
 }
 #endif
 
-// A fresh directory under the system temp directory, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("fusegrad_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
+/// A fresh temporary directory for this file's tests.
+struct TempDir : fgtest::TempDir {
+  TempDir() : fgtest::TempDir("io") {}
 };
 
 inline void write_bytes(const fs::path& p, const Bytes& b) {

@@ -17,9 +17,8 @@
 #include <type_traits>
 #include <vector>
 
-#include <unistd.h>
-
 #include "support/catch.hpp"
+#include "support/tempdir.hpp"
 #include "support/reference.hpp"
 
 namespace test_module {
@@ -116,21 +115,9 @@ void expect_io_error(F&& f, std::initializer_list<std::string> parts) {
   }
 }
 
-// A fresh directory under the system temp directory, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("fusegrad_test_module_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
+/// A fresh temporary directory for this file's tests.
+struct TempDir : fgtest::TempDir {
+  TempDir() : fgtest::TempDir("module") {}
 };
 
 // Random gradients for Model(2, ...) in declaration order; one Adam step of `opt` over them.

@@ -300,6 +300,16 @@ TEST_CASE("Var: errors", "[var][errors]") {
   auto [r2] = fg::grad(fg::sum(k * k), W);
   CHECK(max_abs_diff(r1, r2) == 0);
   CHECK_FALSE(k.recorded());
+  // A Var asked for but not read by the loss gets zeros, whatever an earlier retained pass left.
+  fg::Var<double, 2> m = fg::tanh(fg::matmul(x, W));
+  auto [q1] = fg::grad(fg::sum(m), fg::retain_graph, m);
+  for (double v : q1.to_vector()) {
+    CHECK(v == 1.0);
+  }
+  auto [q2, qW] = fg::grad(fg::sum(W), m, W);
+  for (double v : q2.to_vector()) {
+    CHECK(v == 0.0);
+  }
   // Shapes are checked when a statement's expression is built, as for tensors.
   fg::Var<double, 2> a = x * 1.0;
   const std::string shape_msg = fgtest::thrown_message<fg::shape_error>([&] { fg::Var<double, 2> bad = a + W; });

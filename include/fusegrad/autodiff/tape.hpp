@@ -86,7 +86,11 @@ class Tape {
   Tensor<T, R> take(std::size_t i, const Shape<R>& shape) {
     Request& r = requests_[i];
     if (r.node) {
-      return static_cast<GradSink<T>*>(r.node->sink())->take(shape);
+      auto* sink = static_cast<GradSink<T>*>(r.node->sink());
+      if (r.node->pass != pass_) {
+        sink->reset();  // the loss does not read it: zeros (not what an earlier pass left)
+      }
+      return sink->take(shape);
     }
     return static_cast<GradSink<T>*>(r.sink.get())->take(shape);
   }
