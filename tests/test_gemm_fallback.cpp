@@ -48,5 +48,43 @@ TEST_CASE("host blocked GEMM matches a double reference for every transpose comb
     }
   }
 }
+TEST_CASE("host GEMM accumulates (beta = 1) on both paths: blocked and the backend's", "[matmul][host]") {
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<double> u(-1, 1);
+  const fg::index_t m = 9, n = 13, k = 6;
+  for (int tb = 0; tb < 2; ++tb) {
+    std::vector<double> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)), c0(static_cast<std::size_t>(m * n));
+    for (auto& x : a) x = u(rng);
+    for (auto& x : b) x = u(rng);
+    for (auto& x : c0) x = u(rng);  // what C holds before: the product is added to it
+    fg::backend::GemmProblem<double, double> p;
+    p.m = m;
+    p.n = n;
+    p.k = k;
+    p.a = {a.data(), false, k, 0};
+    p.b = {b.data(), tb == 1, tb ? k : n, 0};
+    p.ldc = n;
+    p.accumulate = true;
+    for (int path = 0; path < 2; ++path) {
+      std::vector<double> c = c0;
+      p.c = c.data();
+      if (path == 0) {
+        fg::backend::detail::gemm_blocked(p, 0);
+      } else {
+        fg::backend::gemm(p);
+      }
+      for (fg::index_t i = 0; i < m; ++i) {
+        for (fg::index_t j = 0; j < n; ++j) {
+          double ref = c0[static_cast<std::size_t>(i * n + j)];
+          for (fg::index_t q = 0; q < k; ++q) {
+            ref += a[static_cast<std::size_t>(i * k + q)] * (tb ? b[static_cast<std::size_t>(j * k + q)] : b[static_cast<std::size_t>(q * n + j)]);
+          }
+          INFO("path " << path << ", transposed b " << tb);
+          REQUIRE(std::abs(c[static_cast<std::size_t>(i * n + j)] - ref) < 1e-12 * (1 + std::abs(ref)));
+        }
+      }
+    }
+  }
+}
 }  // namespace test_gemm_fallback
 #endif

@@ -145,6 +145,41 @@ TEST_CASE("Var: gradients through statements against finite differences", "[var]
   }, rng, W);
 }
 
+TEST_CASE("autodiff: a further gradient that is a matrix product adds itself (GEMM, beta = 1)", "[var][fusion]") {
+  std::mt19937 rng(809);
+  auto x = fgtest::random_double<2>({6, 5}, rng);
+  auto y = fgtest::random_double<2>({7, 5}, rng);
+  auto W = fgtest::random_double<2>({5, 4}, rng);
+  auto two_reads = [&](auto& w) {
+    return fg::sum(fg::sin(fg::matmul(x, w))) + fg::sum(fg::cos(fg::matmul(y, w)));
+  };
+  LaunchCounter count;
+  auto [gW] = fg::grad(two_reads(W), W);
+  // forward: 2 GEMMs, 2 fused reductions, the sum of the two; backward: each reduction's (scalar)
+  // gradient (2), each product's gradient (2), then dW = xᵀ g1 and dW += yᵀ g2 (2 GEMMs, the
+  // second accumulating: no staging and no addition kernel).
+  CHECK(count.gemms() == 4);
+  CHECK(count.launches() == 11);
+  const auto xf = fgtest::to_float(x);
+  const auto yf = fgtest::to_float(y);
+  check_gradients("one weight read by two products", [&](auto& w) {
+    if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(w)>::element_type, double>) {
+      return fg::sum(fg::sin(fg::matmul(x, w))) + fg::sum(fg::cos(fg::matmul(y, w)));
+    } else {
+      return fg::sum(fg::sin(fg::matmul(xf, w))) + fg::sum(fg::cos(fg::matmul(yf, w)));
+    }
+  }, rng, W);
+  // The same through a transposed read (the gradient is (A B)ᵀ = Bᵀ Aᵀ, accumulated).
+  auto Wt = fgtest::random_double<2>({4, 5}, rng);
+  check_gradients("a weight read plainly and transposed", [&](auto& w) {
+    if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(w)>::element_type, double>) {
+      return fg::sum(fg::sin(fg::matmul(fg::matmul(x, fg::transpose(w)), w)));
+    } else {
+      return fg::sum(fg::sin(fg::matmul(fg::matmul(xf, fg::transpose(w)), w)));
+    }
+  }, rng, Wt);
+}
+
 TEST_CASE("Var: the gradient with respect to a Var, and losses that read Vars directly", "[var]") {
   std::mt19937 rng(803);
   auto x = fgtest::random_double<2>({3, 4}, rng);

@@ -45,14 +45,17 @@ struct Fill {
 
 }  // namespace detail
 
-/// dst = g when no gradient has arrived yet (one kernel, or the GEMM itself), else dst += g
-/// (g evaluated the same way into a temporary, then added: every later arrival costs one kernel
-/// more, but compiles no second kernel for g). `has` records whether dst holds a gradient.
+/// dst = g when no gradient has arrived yet (one kernel, or the GEMM itself), else dst += g: a
+/// product is added by the GEMM itself (beta = 1); anything else is evaluated into a temporary,
+/// then added (every later arrival costs one kernel more, but compiles no second kernel for g).
+/// `has` records whether dst holds a gradient.
 template <class T, int R, class G>
 void accumulate(Tensor<T, R>& dst, bool& has, const G& g) {
   if (!has) {
     dst = g;
     has = true;
+  } else if constexpr (is_matmul<G>::value) {
+    detail::gemm_into(dst.data(), g, /*accumulate*/ true);  // the GEMM adds it: no second kernel
   } else {
     const Tensor<T, R> more = g;
     dst += more;
@@ -174,14 +177,22 @@ void accumulate_into_sink(GradSink<T>& sink, const Leaf<T, RL>& leaf, const G& g
   }
   const bool dense = base == 0 && c_order && kept_size == sink.size;
 
+  if constexpr (is_matmul<G>::value) {
+    if (dense && sink.has && mask == 0) {  // added by the GEMM itself (beta = 1)
+      detail::gemm_into(sink.grad.data(), g, /*accumulate*/ true);
+      return;
+    }
+  }
   if constexpr (RL == 2 && is_matmul<G>::value) {
-    const bool transposed = !sink.has && sink.rank == 2 && base == 0 && mask == 0 &&
+    const bool transposed = sink.rank == 2 && base == 0 && mask == 0 &&
                             leaf.extents[0] == sink.dims[1] && leaf.extents[1] == sink.dims[0] &&
                             (leaf.extents[0] == 1 || leaf.strides[0] == 1) &&
                             (leaf.extents[1] == 1 || leaf.strides[1] == leaf.extents[0]);
-    if (transposed) {  // (A B)ᵀ = Bᵀ Aᵀ, straight from the GEMM into the gradient
-      sink.grad = Tensor<T, 1>(Shape<1>({sink.size}));
-      detail::gemm_into(sink.grad.data(), matmul(transpose(g.b), transpose(g.a)));
+    if (transposed) {  // (A B)ᵀ = Bᵀ Aᵀ, straight from the GEMM into (or onto) the gradient
+      if (!sink.has) {
+        sink.grad = Tensor<T, 1>(Shape<1>({sink.size}));
+      }
+      detail::gemm_into(sink.grad.data(), matmul(transpose(g.b), transpose(g.a)), sink.has);
       sink.has = true;
       return;
     }

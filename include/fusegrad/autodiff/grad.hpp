@@ -26,6 +26,7 @@
 
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "fusegrad/autodiff/var.hpp"
@@ -159,9 +160,10 @@ auto value_and_grad(const L& loss, bool retain, const X&... vars) {
   Tape tape;
   const std::size_t index[] = {request(tape, vars)...};
   auto value = run_loss(tape, loss);
-  std::size_t i = 0;
-  std::tuple<Tensor<typename X::element_type, X::rank>...> grads{
-      tape.take<typename X::element_type>(index[i++], vars.shape())...};
+  auto grads = [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return std::tuple<Tensor<typename X::element_type, X::rank>...>{
+        tape.take<typename X::element_type>(index[I], vars.shape())...};
+  }(std::index_sequence_for<X...>{});
   if (!retain) {
     tape.release_graph();
   }

@@ -16,14 +16,15 @@ struct GemmOperand {
   index_t batch_stride = 0;  // 0: the same matrix for every batch entry
 };
 
-/// C(b) = A(b) · B(b) for b in [0, batch): A is (m, k), B is (k, n), C (m, n) row-major with
-/// leading dimension ldc and batch stride m * ldc.
+/// C(b) = A(b) · B(b) (or, accumulating, C(b) += A(b) · B(b)) for b in [0, batch): A is (m, k),
+/// B is (k, n), C (m, n) row-major with leading dimension ldc and batch stride m * ldc.
 template <class TA, class TC>
 struct GemmProblem {
   index_t batch = 1, m = 0, n = 0, k = 0;
   GemmOperand<TA> a, b;
   TC* c = nullptr;
   index_t ldc = 0;
+  bool accumulate = false;  // beta = 1: add the product to what C holds
 };
 
 }  // namespace fusegrad::inline FG_BACKEND_NS::backend

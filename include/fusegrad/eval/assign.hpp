@@ -125,9 +125,10 @@ auto gemm_input(const X& x, Plan& plan, const void* begin, const void* end, bool
   }
 }
 
-/// The GEMM call of `mm` with planned operands a and b, into `out` (mm's shape, C order).
+/// The GEMM call of `mm` with planned operands a and b, into `out` (mm's shape, C order; added to
+/// what `out` holds when `accumulate`).
 template <class T, class A, class B, class OpA, class OpB>
-void gemm_run(T* out, const Matmul<A, B>& mm, const OpA& a, const OpB& b) {
+void gemm_run(T* out, const Matmul<A, B>& mm, const OpA& a, const OpB& b, bool accumulate = false) {
   constexpr int R = Matmul<A, B>::rank;
   using TA = std::remove_cvref_t<decltype(*a.ptr)>;
   static_assert(std::is_same_v<OpA, OpB>,
@@ -142,17 +143,20 @@ void gemm_run(T* out, const Matmul<A, B>& mm, const OpA& a, const OpB& b) {
   p.b = b;
   p.c = out;
   p.ldc = p.n;
+  p.accumulate = accumulate;
   backend::gemm(p);
 }
 
-/// Runs the product `mm` into fresh memory `out` (mm's shape, C order): one GEMM call.
+/// Runs the product `mm` into `out` (mm's shape, C order): one GEMM call. Fresh memory, or, with
+/// `accumulate`, memory whose contents the product is added to (GEMM with beta = 1). @pre the
+/// operands do not read `out`.
 template <class T, class A, class B>
-void gemm_into(T* out, const Matmul<A, B>& mm) {
+void gemm_into(T* out, const Matmul<A, B>& mm, bool accumulate = false) {
   Plan plan;
   bool reads = false;
   const auto a = gemm_input(mm.a, plan, nullptr, nullptr, reads);
   const auto b = gemm_input(mm.b, plan, nullptr, nullptr, reads);
-  gemm_run(out, mm, a, b);
+  gemm_run(out, mm, a, b, accumulate);
 }
 
 /// Runs the product `mm` into dst (shape == mm's), or into a temporary moved into dst when an

@@ -68,7 +68,10 @@ void gemm(const GemmProblem<TA, TC>& p) {
   }
   stats::count_gemm();
   constexpr bool is_double = std::is_same_v<TC, double>;
-  const TC one = 1, zero = 0;
+  // alpha and beta are in the compute type (64F for double, 32F for everything else, half and
+  // bfloat16 results included), not the result type.
+  using Scale = std::conditional_t<is_double, double, float>;
+  const Scale one = 1, beta = p.accumulate ? 1 : 0;
   const auto lda = std::max<index_t>({p.a.ld, p.a.trans ? p.m : p.k, 1});
   const auto ldb = std::max<index_t>({p.b.ld, p.b.trans ? p.k : p.n, 1});
   FG_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
@@ -76,7 +79,7 @@ void gemm(const GemmProblem<TA, TC>& p) {
       p.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(p.n), static_cast<int>(p.m),
       static_cast<int>(p.k), &one, p.b.ptr, detail::cuda_type<TA>(), static_cast<int>(ldb),
       p.b.batch_stride, p.a.ptr, detail::cuda_type<TA>(), static_cast<int>(lda), p.a.batch_stride,
-      &zero, p.c, detail::cuda_type<TC>(), static_cast<int>(p.ldc), p.m * p.ldc,
+      &beta, p.c, detail::cuda_type<TC>(), static_cast<int>(p.ldc), p.m * p.ldc,
       static_cast<int>(p.batch), is_double ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
       CUBLAS_GEMM_DEFAULT));
 }

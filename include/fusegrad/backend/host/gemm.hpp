@@ -16,7 +16,8 @@ namespace fusegrad::inline FG_BACKEND_NS::backend {
 
 namespace detail {
 
-/// C = A · B for one batch entry, by blocks of k so a panel of B stays in cache.
+/// C = A · B (C += A · B when accumulating) for one batch entry, by blocks of k so a panel of B
+/// stays in cache.
 template <class T>
 void gemm_blocked(const GemmProblem<T, T>& p, index_t batch) {
   const T* a = p.a.ptr + batch * p.a.batch_stride;
@@ -40,8 +41,10 @@ void gemm_blocked(const GemmProblem<T, T>& p, index_t batch) {
 #pragma omp parallel for schedule(static) if (p.m * p.n * p.k >= (1 << 16))
   for (index_t i = 0; i < p.m; ++i) {
     T* ci = c + i * p.ldc;
-    for (index_t j = 0; j < p.n; ++j) {
-      ci[j] = T(0);
+    if (!p.accumulate) {
+      for (index_t j = 0; j < p.n; ++j) {
+        ci[j] = T(0);
+      }
     }
     for (index_t k0 = 0; k0 < p.k; k0 += kb) {
       const index_t k1 = std::min(p.k, k0 + kb);
@@ -74,14 +77,15 @@ void gemm(const GemmProblem<T, T>& p) {
   // BLAS wants ld >= the stored row length even when the operand has one row or column.
   const auto lda = std::max<index_t>({p.a.ld, p.a.trans ? p.m : p.k, 1});
   const auto ldb = std::max<index_t>({p.b.ld, p.b.trans ? p.k : p.n, 1});
+  const T beta = p.accumulate ? T(1) : T(0);
   for (index_t bi = 0; bi < p.batch; ++bi) {
     const T* a = p.a.ptr + bi * p.a.batch_stride;
     const T* b = p.b.ptr + bi * p.b.batch_stride;
     T* c = p.c + bi * p.m * p.ldc;
     if constexpr (std::is_same_v<T, float>) {
-      cblas_sgemm(CblasRowMajor, ta, tb, p.m, p.n, p.k, 1.0f, a, lda, b, ldb, 0.0f, c, p.ldc);
+      cblas_sgemm(CblasRowMajor, ta, tb, p.m, p.n, p.k, 1.0f, a, lda, b, ldb, beta, c, p.ldc);
     } else {
-      cblas_dgemm(CblasRowMajor, ta, tb, p.m, p.n, p.k, 1.0, a, lda, b, ldb, 0.0, c, p.ldc);
+      cblas_dgemm(CblasRowMajor, ta, tb, p.m, p.n, p.k, 1.0, a, lda, b, ldb, beta, c, p.ldc);
     }
   }
 #else
