@@ -40,10 +40,10 @@ struct Block {
 };
 
 /// The network. Default (hidden_layers 1): the classic logits = relu(x W1 + b1) W2 + b2, x (B, 784),
-/// W1 (784, 128), W2 (128, 10), written and differentiated as one expression. With more hidden
-/// layers: fc1 (784 -> width), then hidden_layers - 1 residual Blocks (width -> width), then fc2
-/// (width -> 10), written as statements (fg::Var), one per layer: the depth is a run-time number
-/// and the program compiles the block's statement once.
+/// W1 (784, 128), W2 (128, 10). With more hidden layers: fc1 (784 -> width), then
+/// hidden_layers - 1 residual Blocks (width -> width), then fc2 (width -> 10). Written as
+/// statements (fg::Var), one per layer: the depth is a run-time number and the program compiles
+/// the block's statement once.
 struct Model {
   fg::nn::Linear<float> fc1;
   std::vector<Block> blocks;
@@ -61,7 +61,7 @@ struct Model {
   int hidden_layers() const { return 1 + static_cast<int>(blocks.size()); }
   index_t width() const { return fc1.W.shape(1); }
 
-  /// The classic network's logits, one lazy expression (B, 10).
+  /// The classic network's logits as one lazy expression (B, 10) (hidden_layers 1 only).
   template <class X>
   auto logits(const X& x) const {
     return fc2(fg::relu(fc1(x)));
@@ -78,9 +78,6 @@ struct Model {
   /// The logits of either variant, evaluated (for evaluation: nothing is recorded).
   template <class X>
   fg::Tensor<float, 2> predict(const X& x) const {
-    if (blocks.empty()) {
-      return logits(x);
-    }
     fg::no_grad guard;
     const fg::Var<float, 2> h = features(x);
     return fc2(h);
@@ -97,16 +94,15 @@ struct Model {
       f(fg::mean(fg::nn::cross_entropy(z, y)));
     }
   }
-  /// Calls f(loss) with the model's loss on images x against labels y: the classic network as
-  /// one expression, the deep one as statements (the loss reads the last hidden layer's Var).
+  /// Calls f(loss) with the model's loss on images x against labels y, written as statements: the
+  /// hidden layers are Vars and the loss reads the last one. For the classic network that is two
+  /// statements (hidden layer; loss), which run the same 12 kernels as the single expression
+  /// `logits(x)` and give the same gradients (tests/test_var.cpp, bench_mlp_grad), and one code
+  /// path serves every depth: the example compiles each statement type once.
   template <class X, class Y, class F>
   void with_loss(Loss kind, const X& x, const Y& y, F&& f) const {
-    if (blocks.empty()) {
-      with_loss_of_logits(kind, logits(x), y, f);
-    } else {
-      const fg::Var<float, 2> h = features(x);
-      with_loss_of_logits(kind, fc2(h), y, f);
-    }
+    const fg::Var<float, 2> h = features(x);  // (B, width)
+    with_loss_of_logits(kind, fc2(h), y, f);
   }
 };
 
