@@ -35,14 +35,6 @@ struct ScatterWrite {
   }
 };
 
-/// out[i] = value for i in [0, n).
-template <class T>
-struct Fill {
-  T* out;
-  T value;
-  FG_HOST_DEVICE void operator()(index_t i) const { out[i] = value; }
-};
-
 }  // namespace detail
 
 /// dst = g when no gradient has arrived yet (one kernel, or the GEMM itself), else dst += g: a

@@ -19,15 +19,18 @@
 // addresses: the loader's batch slots), the optimizer's learning rate and step count are. A new
 // argument address or shape (the last, smaller batch) gets its own graph.
 //
-// Every tensor a compiled step touches must keep its address for as long as the step is used: the
-// parameters, the optimizer's state, and anything the step adds into (a running loss sum). Reset
-// such a tensor in place — `loss_sum.fill(0.f)` — never by assigning a new one
-// (`loss_sum = fg::zeros(...)` frees the buffer the replayed graph writes to). Vars belong inside
+// Every tensor a compiled step touches should keep its address for as long as the step is used:
+// the parameters, the optimizer's state, and anything the step adds into (a running loss sum).
+// Reset such a tensor in place — `loss_sum.fill(0.f)` — not by assigning a new one. A graph is never
+// replayed into freed memory: when any buffer that existed at capture has been freed since
+// (`loss_sum = fg::zeros(...)` frees the one the graph adds into), the next call captures again
+// (recaptures() counts it), which costs a capture, so keep addresses stable. Vars belong inside
 // the step: a step built from statements (Var assignments, grad over them, the optimizer) is
 // captured whole; the graph's bookkeeping is host memory only, with no device allocation or
 // synchronisation of its own, and every Var and temporary created in the step is freed in it.
 #pragma once
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -46,44 +49,55 @@ class CompiledStep {
 
   template <class... T, int... R>
   void operator()(const Tensor<T, R>&... args) {
-#if defined(FG_BACKEND_CUDA)
     std::vector<index_t> key;
     (append_key(key, args), ...);
     Entry* entry = nullptr;
     for (auto& e : entries_) {
-      if (e.key == key) {
-        entry = &e;
+      if (e->key == key) {
+        entry = e.get();
       }
     }
     if (entry == nullptr) {
-      entries_.push_back(Entry{std::move(key), {}});
+      entries_.push_back(std::make_unique<Entry>(std::move(key)));
       f_(args...);  // first call: eager, so that everything created on first use exists
       return;
     }
-    if (!entry->graph) {
-      entry->graph.capture([&] { f_(args...); });
+    if (entry->captured && entry->watch.stale()) {
+      ++recaptures_;  // memory the graph may use was freed: capture again, never replay into it
+      entry->captured = false;
     }
+    if (!entry->captured) {
+      entry->watch.restart();
+#if defined(FG_BACKEND_CUDA)
+      entry->graph.capture([&] { f_(args...); });
+      entry->graph.launch();
+#else
+      f_(args...);
+#endif
+      entry->captured = true;
+      return;
+    }
+#if defined(FG_BACKEND_CUDA)
     entry->graph.launch();
 #else
     f_(args...);
 #endif
   }
 
-  /// Graphs captured so far (0 on the host backend).
+  /// Argument sets captured so far (each is one CUDA graph; on the host backend the same
+  /// bookkeeping runs, and a "captured" step runs f directly).
   std::size_t graphs() const {
-#if defined(FG_BACKEND_CUDA)
     std::size_t n = 0;
     for (const auto& e : entries_) {
-      n += e.graph ? 1 : 0;
+      n += e->captured ? 1 : 0;
     }
     return n;
-#else
-    return 0;
-#endif
   }
+  /// Captures taken again because memory that existed at capture was freed since (a tensor the
+  /// step uses was reassigned, or any older tensor was freed: the check is conservative).
+  std::size_t recaptures() const { return recaptures_; }
 
  private:
-#if defined(FG_BACKEND_CUDA)
   template <class T, int R>
   static void append_key(std::vector<index_t>& key, const Tensor<T, R>& t) {
     key.push_back(reinterpret_cast<index_t>(t.data()));
@@ -92,11 +106,16 @@ class CompiledStep {
     }
   }
   struct Entry {
+    explicit Entry(std::vector<index_t> k) : key(std::move(k)) {}
     std::vector<index_t> key;  // address and shape of every argument
+    bool captured = false;
+    BufferWatch watch;         // stale once a buffer older than the capture is freed
+#if defined(FG_BACKEND_CUDA)
     backend::Graph graph;
-  };
-  std::vector<Entry> entries_;
 #endif
+  };
+  std::vector<std::unique_ptr<Entry>> entries_;
+  std::size_t recaptures_ = 0;
   F f_;
 };
 

@@ -11,11 +11,22 @@
 #include <utility>
 #include <vector>
 
+#include "fusegrad/backend/backend.hpp"
 #include "fusegrad/expr/map.hpp"
 #include "fusegrad/ops/arith.hpp"
 #include "fusegrad/memory/buffer.hpp"
 
 namespace fusegrad::inline FG_BACKEND_NS {
+
+namespace detail {
+/// out[i] = value for i in [0, n).
+template <class T>
+struct Fill {
+  T* out;
+  T value;
+  FG_HOST_DEVICE void operator()(index_t i) const { out[i] = value; }
+};
+}  // namespace detail
 
 template <class E>
 void assign_to(auto& dst, const E& e);
@@ -145,7 +156,7 @@ class Tensor {
   /// running sum in a compiled step needs: reset it with `fill`, never by assigning a new tensor).
   /// Example: `loss_sum.fill(0.f);`
   void fill(const value_type& value) {
-    assign_to(*this, broadcast_node(Scalar<value_type>(value), shape_));
+    backend::for_each_linear(size(), detail::Fill<T>{data(), to_storage<T>(value)});
   }
 
   /// Moves the elements into a tensor of `shape` (same element count, C order; no copy) and leaves
