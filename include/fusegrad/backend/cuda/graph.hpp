@@ -4,13 +4,33 @@
 // Capture records kernels, GEMMs, copies and stream-ordered allocations (cudaMallocAsync /
 // cudaFreeAsync become graph memory nodes) without running them. What the captured code reads on
 // the host is read once, at capture; what it reads from device memory is read at every replay.
+// What the backend creates on first use (cuBLAS's handle and workspace, the reduction ticket, the
+// pool's setting) is created before a capture begins: cudaMalloc and cublasCreate cannot be
+// captured.
 #pragma once
 
 #include <utility>
 
+#include "fusegrad/backend/cuda/gemm.hpp"
+#include "fusegrad/backend/cuda/launch.hpp"
+#include "fusegrad/backend/cuda/reduce.hpp"
 #include "fusegrad/backend/cuda/runtime.hpp"
 
 namespace fusegrad::inline FG_BACKEND_NS::backend {
+
+namespace detail {
+
+/// Creates everything the backend makes lazily and a stream capture cannot hold, and reports a
+/// pending failure; Graph::capture calls it before the capture begins.
+inline void prepare_for_capture() {
+  report_pending();
+  keep_pool_memory();
+  (void)grid_for(1);
+  (void)reduce_ticket();
+  (void)cublas_handle();
+}
+
+}  // namespace detail
 
 class Graph {
  public:
@@ -35,6 +55,7 @@ class Graph {
   template <class F>
   void capture(F&& f) {
     reset();
+    detail::prepare_for_capture();
     const cudaStream_t stream = cuda_stream();
     FG_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     cudaGraph_t graph = nullptr;
@@ -51,17 +72,29 @@ class Graph {
     FG_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
     const cudaError_t status =
         cudaGraphInstantiateWithFlags(&exec_, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
-    (void)cudaGraphDestroy(graph);
+    const cudaError_t destroyed = cudaGraphDestroy(graph);
+    if (destroyed != cudaSuccess) {
+      detail::record_failure("cudaGraphDestroy", destroyed, graph);  // reported at the next call
+    }
+    if (status != cudaSuccess) {
+      exec_ = nullptr;  // unspecified after a failed instantiation; reset() must not destroy it
+    }
     FG_CUDA_CHECK(status);
   }
 
   /// Replays the captured work on cuda_stream(): one launch.
-  void launch() const { FG_CUDA_CHECK(cudaGraphLaunch(exec_, cuda_stream())); }
+  void launch() const {
+    detail::report_pending();
+    FG_CUDA_CHECK(cudaGraphLaunch(exec_, cuda_stream()));
+  }
 
  private:
   void reset() noexcept {
     if (exec_ != nullptr) {
-      (void)cudaGraphExecDestroy(exec_);
+      const cudaError_t status = cudaGraphExecDestroy(exec_);
+      if (status != cudaSuccess) {
+        detail::record_failure("cudaGraphExecDestroy", status, exec_);  // reported at the next call
+      }
       exec_ = nullptr;
     }
   }

@@ -55,6 +55,7 @@ void for_each_linear(index_t n, const F& f) {
   if (n <= 0) {
     return;
   }
+  detail::report_pending();
   stats::count_kernel();
   detail::for_each_linear_kernel<<<detail::grid_for(n), detail::block_size, 0, cuda_stream()>>>(n, f);
   FG_CUDA_CHECK(cudaGetLastError());
@@ -67,6 +68,7 @@ void for_each_index(const Shape<R>& shape, const F& f) {
   if (n <= 0) {
     return;
   }
+  detail::report_pending();
   stats::count_kernel();
   detail::for_each_index_kernel<R><<<detail::grid_for(n), detail::block_size, 0, cuda_stream()>>>(shape, n, f);
   FG_CUDA_CHECK(cudaGetLastError());

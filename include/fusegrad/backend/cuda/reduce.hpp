@@ -10,6 +10,9 @@
 #include <cub/block/block_reduce.cuh>
 #include <cub/warp/warp_reduce.cuh>
 
+#include <cstring>
+#include <type_traits>
+
 #include "fusegrad/backend/cuda/launch.hpp"
 #include "fusegrad/memory/buffer.hpp"
 
@@ -25,15 +28,42 @@ struct Combine {
   }
 };
 
-/// A ticket counter the last block of a full reduction resets to zero, allocated once.
+/// A ticket counter the last block of a full reduction resets to zero, allocated once (before any
+/// capture: Graph::capture creates it, as cudaMalloc cannot be captured).
 inline unsigned int* reduce_ticket() {
   static unsigned int* ticket = [] {
     void* p = nullptr;
     FG_CUDA_CHECK(cudaMalloc(&p, sizeof(unsigned int)));
-    FG_CUDA_CHECK(cudaMemset(p, 0, sizeof(unsigned int)));
+    // On our stream, so that the first reduction's kernel is ordered after it whatever the default
+    // stream mode (per-thread default streams do not synchronise with cuda_stream()).
+    FG_CUDA_CHECK(cudaMemsetAsync(p, 0, sizeof(unsigned int), cuda_stream()));
     return static_cast<unsigned int*>(p);
   }();
   return ticket;
+}
+
+/// The widest word that tiles T exactly and that T's alignment allows.
+template <class T>
+using coherent_word_t = std::conditional_t<
+    sizeof(T) % 4 == 0 && alignof(T) >= 4, unsigned int,
+    std::conditional_t<sizeof(T) % 2 == 0 && alignof(T) >= 2, unsigned short, unsigned char>>;
+
+/// *p read from L2 (ld.global.cg), past this SM's L1, which may hold a stale copy of what another
+/// block wrote before its __threadfence(). Word by word: a struct accumulator ({max, scaled_sum},
+/// {value, index}) has no volatile copy constructor, so `volatile const T&` cannot be read as a T.
+template <class T>
+FG_DEVICE T load_coherent(const T* p) {
+  static_assert(std::is_trivially_copyable_v<T>, "load_coherent: needs a trivially copyable type");
+  using Word = coherent_word_t<T>;
+  constexpr int words = sizeof(T) / sizeof(Word);
+  const Word* source = reinterpret_cast<const Word*>(p);
+  Word copy[words];
+  FG_UNROLL for (int w = 0; w < words; ++w) {
+    copy[w] = __ldcg(source + w);
+  }
+  T value;
+  memcpy(&value, copy, sizeof(T));
+  return value;
 }
 
 template <class Red, class Load, class Out>
@@ -61,7 +91,7 @@ __global__ void __launch_bounds__(block_size)
   __threadfence();
   Acc total = Red::identity();
   for (unsigned int b = threadIdx.x; b < gridDim.x; b += blockDim.x) {
-    total = Red::combine(total, static_cast<volatile const Acc*>(partial)[b]);
+    total = Red::combine(total, load_coherent(partial + b));
   }
   __syncthreads();  // `temp` is reused
   total = BlockReduce(temp).Reduce(total, Combine<Red>{});
@@ -115,9 +145,10 @@ template <class Red, class Load, class Out>
 void reduce_all(index_t n, const Load& load, Out* out) {
   const int grid = std::max(1, detail::grid_for(n));
   Buffer<typename Red::acc_type> partial(grid);
+  unsigned int* ticket = detail::reduce_ticket();
   stats::count_kernel();
   detail::reduce_all_kernel<Red><<<grid, detail::block_size, 0, cuda_stream()>>>(
-      n, load, partial.data(), detail::reduce_ticket(), out);
+      n, load, partial.data(), ticket, out);
   FG_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -128,6 +159,7 @@ void reduce_axis(index_t outer, index_t len, index_t inner, const Load& load, Ou
   if (outer * inner == 0) {
     return;
   }
+  detail::report_pending();
   stats::count_kernel();
   if (inner == 1) {
     const int grid = detail::grid_for(outer * 32);

@@ -2,21 +2,131 @@
 //
 // Memory comes from the stream-ordered pool (cudaMallocAsync), which caches freed blocks, so the
 // temporaries of a training step do not reach the driver in steady state. Every call is checked.
+//
+// Errors: a failed call throws cuda_error and clears the thread's CUDA error state, so the next
+// launch's check does not report it again against an unrelated kernel. The message says whether the
+// error is sticky (the context is unusable: every later CUDA call fails; restart the process). A
+// failure where nothing may throw (cudaFreeAsync in a destructor) is kept as the pending error and
+// thrown, once and naming its call, by the next allocation, launch, GEMM, copy or synchronisation.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "fusegrad/core/config.hpp"
 #include "fusegrad/core/error.hpp"
 
 namespace fusegrad::inline FG_BACKEND_NS {
-/// Throws cuda_error for a failed CUDA call (FG_CUDA_CHECK); not for users.
+namespace backend::detail {
+
+/// The errors CUDA documents as corrupting the context ("any further CUDA work will return the
+/// same error; the process must be terminated"). Newer codes of that kind are caught at run time:
+/// their error state survives cudaGetLastError.
+inline bool known_sticky(cudaError_t status) {
+  switch (status) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorAssert:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// Clears the thread's error state, which the call that returned `status` just set (so the next
+/// launch's check does not report it again), and tells whether the error is sticky: a known code,
+/// or one whose error state survives the clearing.
+inline bool clear_error(cudaError_t status) noexcept {
+  (void)cudaGetLastError();
+  return known_sticky(status) || cudaPeekAtLastError() != cudaSuccess;
+}
+
+/// "cudaErrorX (text); not sticky: ..." or "...; sticky: the CUDA context is unusable, ...". A
+/// sticky error is raised by the first call after the faulty kernel ran, not by that kernel's own
+/// launch, hence the hint.
+inline std::string describe_error(cudaError_t status, bool sticky) {
+  return std::string(cudaGetErrorName(status)) + " (" + cudaGetErrorString(status) + "); " +
+         (sticky ? "sticky: the CUDA context is unusable and every later CUDA call fails; restart "
+                   "the process (the fault may be in any earlier kernel: CUDA_LAUNCH_BLOCKING=1 "
+                   "reports it at its own launch)"
+                 : "not sticky: cleared, later CUDA calls are unaffected");
+}
+
+/// The first failure of a call that could not throw (a destructor's cudaFreeAsync), kept until the
+/// next checked entry point reports it; later failures while one is pending are only counted.
+struct PendingFailure {
+  std::atomic<int> state{0};  // 0 none, 1 being written, 2 pending, 3 being reported
+  std::atomic<unsigned> more{0};
+  const char* call = nullptr;
+  cudaError_t status = cudaSuccess;
+  bool sticky = false;
+  const void* pointer = nullptr;
+};
+inline PendingFailure& pending_failure() {
+  static PendingFailure pending;
+  return pending;
+}
+
+/// Records a failed `call` on `pointer` where nothing may throw (a destructor), and clears the
+/// error state so that the next launch is not blamed for it.
+inline void record_failure(const char* call, cudaError_t status, const void* pointer) noexcept {
+  const bool sticky = clear_error(status);
+  PendingFailure& pending = pending_failure();
+  int none = 0;
+  if (pending.state.compare_exchange_strong(none, 1, std::memory_order_acquire)) {
+    pending.call = call;
+    pending.status = status;
+    pending.sticky = sticky;
+    pending.pointer = pointer;
+    pending.state.store(2, std::memory_order_release);
+  } else {
+    pending.more.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+/// Throws the recorded failure, if there is one, as cuda_error naming its call, once (it is then
+/// forgotten). Called before the backend issues new work: allocations, launches, GEMMs, copies,
+/// synchronisations.
+inline void report_pending() {
+  PendingFailure& pending = pending_failure();
+  if (pending.state.load(std::memory_order_relaxed) != 2) {
+    return;
+  }
+  int ready = 2;
+  if (!pending.state.compare_exchange_strong(ready, 3, std::memory_order_acquire)) {
+    return;  // another thread reports it
+  }
+  const std::string call = pending.call;
+  const cudaError_t status = pending.status;
+  const bool sticky = pending.sticky;
+  char pointer[32];
+  std::snprintf(pointer, sizeof pointer, "%p", pending.pointer);
+  const unsigned more = pending.more.exchange(0, std::memory_order_relaxed);
+  pending.state.store(0, std::memory_order_release);
+  throw cuda_error(call + "(" + pointer +
+                   ") failed earlier, where it could not throw: " + describe_error(status, sticky) +
+                   (more ? " (and " + std::to_string(more) + " more such failures)" : ""));
+}
+
+}  // namespace backend::detail
+
+/// Throws cuda_error for a failed CUDA call (FG_CUDA_CHECK), after clearing the error state, and
+/// says whether the error is sticky; not for users.
 inline void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
   if (status != cudaSuccess) {
-    throw cuda_error(std::string(call) + " failed: " + cudaGetErrorName(status) + " (" +
-                     cudaGetErrorString(status) + ") at " + file + ":" + std::to_string(line));
+    const bool sticky = backend::detail::clear_error(status);
+    throw cuda_error(std::string(call) + " failed at " + file + ":" + std::to_string(line) + ": " +
+                     backend::detail::describe_error(status, sticky));
   }
 }
 
@@ -35,51 +145,89 @@ namespace backend {
 
 inline constexpr std::size_t alignment = 256;
 
+namespace detail {
+
+/// Keeps freed memory in the current device's default pool (the one cudaMallocAsync draws from
+/// unless the program installed its own with cudaDeviceSetMemPool): its release threshold is 0 by
+/// default, which hands every cached block back to the driver at each synchronisation, so an eager
+/// step would pay driver calls for every temporary again. Set once, on first allocation. The pool
+/// then only grows; cudaMemPoolTrimTo(pool, 0) after a synchronisation gives the memory back.
+inline void keep_pool_memory() {
+  static const bool kept = [] {
+    int device = 0;
+    FG_CUDA_CHECK(cudaGetDevice(&device));
+    cudaMemPool_t pool = nullptr;
+    FG_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    std::uint64_t threshold = UINT64_MAX;
+    FG_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+    return true;
+  }();
+  (void)kept;
+}
+
+}  // namespace detail
+
 /// Allocates `bytes` of device memory; out of memory throws memory_error with the bytes asked and
 /// the bytes free.
 inline void* allocate(std::size_t bytes) {
+  detail::report_pending();
   if (bytes == 0) {
     return nullptr;
   }
+  detail::keep_pool_memory();
   void* p = nullptr;
   const cudaError_t status = cudaMallocAsync(&p, bytes, cuda_stream());
   if (status == cudaErrorMemoryAllocation) {
-    (void)cudaGetLastError();
+    (void)cudaGetLastError();  // not sticky: the program may free memory and go on
     std::size_t free_bytes = 0, total_bytes = 0;
-    (void)cudaMemGetInfo(&free_bytes, &total_bytes);
-    throw memory_error("cudaMallocAsync: out of device memory asking for " +
-                       std::to_string(bytes) + " bytes (" + std::to_string(free_bytes) +
-                       " bytes free of " + std::to_string(total_bytes) + ")");
+    const bool known = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+    (void)cudaGetLastError();  // the message's own query must not fail the next launch
+    throw memory_error(
+        "cudaMallocAsync: out of device memory asking for " + std::to_string(bytes) + " bytes (" +
+        (known ? std::to_string(free_bytes) + " bytes free of " + std::to_string(total_bytes)
+               : std::string("free memory unknown")) +
+        ")");
   }
   FG_CUDA_CHECK(status);
   return p;
 }
 
+/// Frees p (stream-ordered). Called from destructors, so it cannot throw: a failure is recorded
+/// and thrown by the next allocation, launch, GEMM, copy or synchronisation (report_pending).
 inline void deallocate(void* p, std::size_t /*bytes*/) noexcept {
   if (p != nullptr) {
-    (void)cudaFreeAsync(p, cuda_stream());  // a destructor must not throw
+    const cudaError_t status = cudaFreeAsync(p, cuda_stream());
+    if (status != cudaSuccess) {
+      detail::record_failure("cudaFreeAsync", status, p);
+    }
   }
 }
 
 inline void copy_to_device(void* dst, const void* src, std::size_t bytes) {
+  detail::report_pending();
   if (bytes) {
     FG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream()));
     FG_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));  // `src` may be a temporary
   }
 }
 inline void copy_to_host(void* dst, const void* src, std::size_t bytes) {
+  detail::report_pending();
   if (bytes) {
     FG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream()));
     FG_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
   }
 }
 inline void copy_on_device(void* dst, const void* src, std::size_t bytes) {
+  detail::report_pending();
   if (bytes) {
     FG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream()));
   }
 }
 
-inline void synchronize() { FG_CUDA_CHECK(cudaStreamSynchronize(cuda_stream())); }
+inline void synchronize() {
+  detail::report_pending();
+  FG_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+}
 
 /// What "device" means here, for logs: "NVIDIA H100 80GB HBM3 (CUDA backend, sm_90, 132 SMs)".
 inline std::string describe() {
