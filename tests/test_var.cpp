@@ -345,6 +345,24 @@ TEST_CASE("Var: errors", "[var][errors]") {
   for (double v : q2.to_vector()) {
     CHECK(v == 0.0);
   }
+  // A Var asked for twice gets its gradient twice.
+  fg::Var<double, 2> twice = fg::tanh(fg::matmul(x, W));
+  auto [t1, t2] = fg::grad(fg::sum(twice * 3.0), twice, twice);
+  for (double v : t1.to_vector()) {
+    CHECK(v == 3.0);
+  }
+  CHECK(max_abs_diff(t1, t2) == 0);
+  // In place under no_grad, even through a temporary (the update reads the Var transposed), the
+  // Var stays known by its memory: a later statement that reads it records it as its input.
+  fg::Var<double, 2> sq = fg::matmul(fg::transpose(x), x);  // (4, 4)
+  {
+    fg::no_grad guard;
+    sq += fg::transpose(sq);
+  }
+  fg::Var<double, 2> after = fg::matmul(x, sq);
+  auto [gsq] = fg::grad(fg::sum(after), sq);
+  fg::Tensor<double, 2> want_gsq = fg::matmul(fg::transpose(x), fg::ones<double>(fg::Shape<2>({3, 4})));
+  CHECK(max_abs_diff(gsq, want_gsq) < 1e-13);
   // Shapes are checked when a statement's expression is built, as for tensors.
   fg::Var<double, 2> a = x * 1.0;
   const std::string shape_msg = fgtest::thrown_message<fg::shape_error>([&] { fg::Var<double, 2> bad = a + W; });

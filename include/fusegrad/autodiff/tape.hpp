@@ -90,6 +90,11 @@ class Tape {
       if (r.node->pass != pass_) {
         sink->reset();  // the loss does not read it: zeros (not what an earlier pass left)
       }
+      for (std::size_t later = i + 1; later < requests_.size(); ++later) {
+        if (requests_[later].node == r.node && sink->has) {  // asked for again: a copy this time
+          return Tensor<T, 1>(sink->grad).reshaped(shape);
+        }
+      }
       return sink->take(shape);
     }
     return static_cast<GradSink<T>*>(r.sink.get())->take(shape);

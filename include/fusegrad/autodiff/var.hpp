@@ -233,6 +233,7 @@ class Var {
     if (!grad_enabled() && storage_.use_count() == 1) {
       storage_->node.reset();
       update_in_place(storage_->value, op, e);
+      storage_->claim();  // the update may have gone through a new buffer
       return *this;
     }
     auto rhs = detail::operand_node<E, Var>(e);
