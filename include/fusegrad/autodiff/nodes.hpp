@@ -38,16 +38,13 @@ struct ReduceGrad : ExprBase<ReduceGrad<Op, G, X, Y, Aux, RI>> {
     if (axis < 0) {
       FG_UNROLL for (int i = 0; i < RI; ++i) { pos = pos * extents[i] + index[i]; }
     } else {
-      pos = index[axis];
+      pos = axis_value(index, axis);
       if constexpr (out_rank == RI) {  // keepdims
         r = index;
-        r[axis] = 0;
+        set_axis_value(r, axis, 0);
       } else if constexpr (out_rank > 0) {
-        FG_UNROLL for (int i = 0, j = 0; i < RI; ++i) {
-          if (i != axis) {
-            r[j++] = index[i];
-          }
-        }
+        // index without its `axis` entry; every array index a compile-time constant.
+        FG_UNROLL for (int j = 0; j < out_rank; ++j) { r[j] = j < axis ? index[j] : index[j + 1]; }
       }
     }
     const value_type upstream = static_cast<value_type>(g.at(r));
@@ -93,13 +90,13 @@ struct Unslice : ExprBase<Unslice<G>> {
 
   Shape<rank> shape() const { return extents; }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
-    const index_t offset = index[axis] - start;
+    const index_t offset = axis_value(index, axis) - start;
     const index_t taken = offset / step;
     if (offset < 0 || offset % step != 0 || taken >= count) {
       return value_type(0);
     }
     Shape<rank> sub = index;
-    sub[axis] = taken;
+    set_axis_value(sub, axis, taken);
     return g.at(sub);
   }
   bool linear() const { return false; }
@@ -137,7 +134,27 @@ struct OneOf : ExprBase<OneOf<A, B>> {
       return static_cast<value_type>(b.at_linear(i));
     }
   }
+  template <int V>
+  FG_HOST_DEVICE Lanes<value_type, V> lanes(index_t i) const {
+    if constexpr (linear_possible<A>() && linear_possible<B>()) {
+      return first ? detail::lanes_of<V>(a, i) : lanes_of_b<V>(i);
+    } else if constexpr (linear_possible<A>()) {
+      return detail::lanes_of<V>(a, i);
+    } else {
+      return lanes_of_b<V>(i);
+    }
+  }
+  template <int V>
+  FG_HOST_DEVICE Lanes<value_type, V> lanes_of_b(index_t i) const {
+    const auto lb = detail::lanes_of<V>(b, i);
+    Lanes<value_type, V> r;
+    FG_UNROLL for (int j = 0; j < V; ++j) { r.v[j] = static_cast<value_type>(lb.v[j]); }
+    return r;
+  }
   bool linear() const { return first ? is_linear(a) : is_linear(b); }
+  bool lanes_aligned(int lanes) const {
+    return first ? detail::lanes_aligned(a, lanes) : detail::lanes_aligned(b, lanes);
+  }
   template <class Plan>
   auto prepare(Plan& plan) const {
     auto pa = a.prepare(plan);

@@ -57,6 +57,21 @@ struct Shape {
   }
 };
 
+/// s[axis] for an axis known only at run time, as an unrolled select: indexing a register array
+/// with a run-time value would move it to local memory in a CUDA kernel.
+template <int R>
+FG_HOST_DEVICE constexpr index_t axis_value(const Shape<R>& s, int axis) {
+  index_t v = 0;
+  FG_UNROLL for (int i = 0; i < R; ++i) { v = i == axis ? s[i] : v; }
+  return v;
+}
+
+/// s with s[axis] = v, for an axis known only at run time (see axis_value).
+template <int R>
+FG_HOST_DEVICE constexpr void set_axis_value(Shape<R>& s, int axis, index_t v) {
+  FG_UNROLL for (int i = 0; i < R; ++i) { s[i] = i == axis ? v : s[i]; }
+}
+
 /// "[3, 4]" — how shapes appear in every error message.
 template <int R>
 std::string to_string(const Shape<R>& s) {

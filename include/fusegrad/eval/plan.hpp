@@ -33,12 +33,22 @@ class Plan {
 
 namespace detail {
 
-/// out[i] = k.at_linear(i): the fast path, every leaf contiguous with the output's shape.
+/// out[i] = k.at_linear(i): the fast path, every leaf contiguous with the output's shape. Backends
+/// that vectorise call write_lanes(i) for whole steps of `lanes` elements when lanes_aligned().
 template <class T, class K>
 struct WriteLinear {
+  static constexpr int lanes = lanes_for<T>;
   T* out;
   K k;
   FG_HOST_DEVICE void operator()(index_t i) const { out[i] = to_storage<T>(k.at_linear(i)); }
+  /// out[i, i + lanes) in one vector store, each leaf read with one vector load.
+  FG_HOST_DEVICE void write_lanes(index_t i) const {
+    const auto in = detail::lanes_of<lanes>(k, i);
+    Lanes<T, lanes> o;
+    FG_UNROLL for (int j = 0; j < lanes; ++j) { o.v[j] = to_storage<T>(in.v[j]); }
+    store_lanes<lanes>(out + i, o);
+  }
+  bool lanes_aligned() const { return lanes_aligned_ptr(out, lanes) && detail::lanes_aligned(k, lanes); }
 };
 
 /// out[i] = k.at(index): the general path (broadcasts, strided views).

@@ -18,24 +18,20 @@ struct LoadRegrouped {
   static constexpr int rank = K::rank;
   K k;
   Shape<rank> extents;
-  Shape<rank> kept;     // axis numbers, first `kept_count` used
-  Shape<rank> reduced;  // axis numbers, first `reduced_count` used
-  int kept_count = 0;
-  int reduced_count = 0;
-  index_t len = 1;
+  unsigned mask = 0;  // bit a set: axis a is reduced
+  index_t len = 1;    // product of the reduced extents
 
+  /// Element i of the regrouped order: i = kept position * len + reduced position, each position
+  /// in C order over its own axes. The axis loop is unrolled, so the index stays in registers.
   FG_HOST_DEVICE typename K::value_type operator()(index_t i) const {
     Shape<rank> index;
     index_t o = i / len, l = i % len;
-    for (int j = reduced_count - 1; j >= 0; --j) {
-      const int a = static_cast<int>(reduced[j]);
-      index[a] = l % extents[a];
-      l /= extents[a];
-    }
-    for (int j = kept_count - 1; j >= 0; --j) {
-      const int a = static_cast<int>(kept[j]);
-      index[a] = o % extents[a];
-      o /= extents[a];
+    FG_UNROLL for (int a = rank - 1; a >= 0; --a) {
+      const bool reduced = (mask >> a) & 1u;
+      const index_t rest = reduced ? l : o;
+      index[a] = rest % extents[a];
+      l = reduced ? rest / extents[a] : l;
+      o = reduced ? o : rest / extents[a];
     }
     return k.at(index);
   }
@@ -98,16 +94,10 @@ void sum_axes_into(T* out, const E& e, const Shape<R>& extents, unsigned mask) {
   // Only leaves get the regrouping load: it is compiled once per dtype and rank.
   Tensor<V, R> copy(extents);
   write(copy.data(), extents, k);
-  LoadRegrouped<Leaf<V, R>> load{copy.view(), extents, {}, {}, 0, 0, 1};
+  LoadRegrouped<Leaf<V, R>> load{copy.view(), extents, mask, 1};
   index_t kept_size = 1;
   for (int i = 0; i < R; ++i) {
-    if ((mask >> i) & 1u) {
-      load.reduced[load.reduced_count++] = i;
-      load.len *= extents[i];
-    } else {
-      load.kept[load.kept_count++] = i;
-      kept_size *= extents[i];
-    }
+    ((mask >> i) & 1u ? load.len : kept_size) *= extents[i];
   }
   backend::reduce_axis<Red>(kept_size, load.len, 1, load, out);
 }

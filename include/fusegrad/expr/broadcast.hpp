@@ -45,7 +45,12 @@ struct Broadcast : ExprBase<Broadcast<E, R>> {
     return inner.at(sub);
   }
   FG_HOST_DEVICE value_type at_linear(index_t i) const { return inner.at_linear(i); }
+  template <int V>
+  FG_HOST_DEVICE Lanes<value_type, V> lanes(index_t i) const {
+    return detail::lanes_of<V>(inner, i);
+  }
   bool linear() const { return identity && inner.linear(); }
+  bool lanes_aligned(int lanes) const { return detail::lanes_aligned(inner, lanes); }
 
   /// A boundary node inside (a matmul, a reduction) plans to a leaf: the broadcast then becomes
   /// that leaf re-strided, so the kernel reads it like any tensor (no per-element branch).

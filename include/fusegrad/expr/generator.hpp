@@ -100,6 +100,7 @@ struct Generator : ExprBase<Generator<T, F>> {
   FG_HOST_DEVICE T at(const Shape<1>& index) const { return f(index[0]); }
   FG_HOST_DEVICE T at_linear(index_t i) const { return f(i); }
   bool linear() const { return true; }
+  bool lanes_aligned(int) const { return true; }  // reads no memory: lanes_of calls f V times
   template <class Plan>
   Generator prepare(Plan&) const {
     return *this;

@@ -34,6 +34,14 @@ struct Leaf : ExprBase<Leaf<T, R>> {
     return static_cast<value_type>(data[offset(index)]);
   }
   FG_HOST_DEVICE value_type at_linear(index_t i) const { return static_cast<value_type>(data[i]); }
+  template <int V>
+  FG_HOST_DEVICE Lanes<value_type, V> lanes(index_t i) const {
+    const Lanes<T, V> raw = load_lanes<V>(data + i);
+    Lanes<value_type, V> r;
+    FG_UNROLL for (int j = 0; j < V; ++j) { r.v[j] = static_cast<value_type>(raw.v[j]); }
+    return r;
+  }
+  bool lanes_aligned(int lanes) const { return lanes_aligned_ptr(data, lanes); }
 
   /// True when the elements are in C order with no gaps (size-1 dimensions' strides ignored).
   bool contiguous() const {
@@ -88,6 +96,13 @@ struct Scalar : ExprBase<Scalar<T>> {
     return value;
   }
   FG_HOST_DEVICE T at_linear(index_t) const { return value; }
+  template <int V>
+  FG_HOST_DEVICE Lanes<T, V> lanes(index_t) const {
+    Lanes<T, V> r;
+    FG_UNROLL for (int j = 0; j < V; ++j) { r.v[j] = value; }
+    return r;
+  }
+  bool lanes_aligned(int) const { return true; }
   bool linear() const { return true; }
   template <class Plan>
   Scalar prepare(Plan&) const {

@@ -32,7 +32,14 @@ struct Map : ExprBase<Map<Op, A...>> {
   FG_HOST_DEVICE value_type at_linear(index_t i) const {
     return at_linear_impl(i, std::index_sequence_for<A...>{});
   }
+  template <int V>
+  FG_HOST_DEVICE Lanes<value_type, V> lanes(index_t i) const {
+    return lanes_impl<V>(i, std::index_sequence_for<A...>{});
+  }
   bool linear() const { return all([](const auto& a) { return a.linear(); }); }
+  bool lanes_aligned(int lanes) const {
+    return all([lanes](const auto& a) { return detail::lanes_aligned(a, lanes); });
+  }
 
   template <class Plan>
   auto prepare(Plan& plan) const {
@@ -56,6 +63,16 @@ struct Map : ExprBase<Map<Op, A...>> {
   template <std::size_t... I>
   FG_HOST_DEVICE value_type at_linear_impl(index_t i, std::index_sequence<I...>) const {
     return op(detail::get<I>(args).at_linear(i)...);
+  }
+  template <int V, std::size_t... I>
+  FG_HOST_DEVICE Lanes<value_type, V> lanes_impl(index_t i, std::index_sequence<I...>) const {
+    return apply_lanes<V>(detail::lanes_of<V>(detail::get<I>(args), i)...);
+  }
+  template <int V, class... L>
+  FG_HOST_DEVICE Lanes<value_type, V> apply_lanes(const L&... in) const {
+    Lanes<value_type, V> r;
+    FG_UNROLL for (int j = 0; j < V; ++j) { r.v[j] = op(in.v[j]...); }
+    return r;
   }
   template <class F, std::size_t... I>
   bool all_impl(F& f, std::index_sequence<I...>) const {

@@ -8,6 +8,10 @@
 //   value_type at(const Shape<rank>& index) const;   // N-d index, any layout
 //   value_type at_linear(index_t i) const;           // only when linear() is true
 //   bool linear() const;                             // every leaf contiguous, no broadcast
+// and, optionally, the vectorised form of at_linear (core/lanes.hpp; detail::lanes_of falls back to
+// V calls of at_linear):
+//   Lanes<value_type, V> lanes<V>(index_t i) const;  // elements [i, i + V), i a multiple of V
+//   bool lanes_aligned(int V) const;                 // every leaf aligned to V of its elements
 // Boundary nodes (matmul, reductions) have no element access: planning evaluates them first.
 #pragma once
 
@@ -18,6 +22,7 @@
 
 #include "fusegrad/core/config.hpp"
 #include "fusegrad/core/dtype.hpp"
+#include "fusegrad/core/lanes.hpp"
 #include "fusegrad/core/shape.hpp"
 
 namespace fusegrad::inline FG_BACKEND_NS {
@@ -66,6 +71,34 @@ bool is_linear(const K& k) {
     return false;
   }
 }
+
+namespace detail {
+
+/// Elements [i, i + V) of a linear kernel-ready tree: one vector load per leaf where the nodes
+/// provide `lanes`, else V calls of at_linear.
+template <int V, class K>
+FG_HOST_DEVICE Lanes<typename K::value_type, V> lanes_of(const K& k, index_t i) {
+  if constexpr (requires { k.template lanes<V>(i); }) {
+    return k.template lanes<V>(i);
+  } else {
+    Lanes<typename K::value_type, V> r;
+    FG_UNROLL for (int j = 0; j < V; ++j) { r.v[j] = k.at_linear(i + j); }
+    return r;
+  }
+}
+
+/// Whether every leaf of k is aligned to a step of V of its elements. False for a node that does
+/// not say (the scalar path is always correct).
+template <class K>
+bool lanes_aligned(const K& k, int lanes) {
+  if constexpr (requires { k.lanes_aligned(lanes); }) {
+    return k.lanes_aligned(lanes);
+  } else {
+    return false;
+  }
+}
+
+}  // namespace detail
 
 template <class T>
 struct is_tensor : std::false_type {};

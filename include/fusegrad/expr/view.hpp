@@ -23,8 +23,11 @@ struct Permute : ExprBase<Permute<E>> {
 
   Shape<rank> shape() const { return extents; }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
+    // sub[perm[i]] = index[i], with every array index known at compile time (registers only).
     Shape<rank> sub;
-    FG_UNROLL for (int i = 0; i < rank; ++i) { sub[perm[i]] = index[i]; }
+    FG_UNROLL for (int d = 0; d < rank; ++d) {
+      FG_UNROLL for (int i = 0; i < rank; ++i) { sub[d] = perm[i] == d ? index[i] : sub[d]; }
+    }
     return inner.at(sub);
   }
   FG_HOST_DEVICE value_type at_linear(index_t) const { return value_type{}; }  // never linear
@@ -59,7 +62,12 @@ struct Reshape : ExprBase<Reshape<E, R>> {
     return inner.at(sub);
   }
   FG_HOST_DEVICE value_type at_linear(index_t i) const { return inner.at_linear(i); }
+  template <int V>
+  FG_HOST_DEVICE Lanes<value_type, V> lanes(index_t i) const {
+    return detail::lanes_of<V>(inner, i);
+  }
   bool linear() const { return inner.linear(); }
+  bool lanes_aligned(int lanes) const { return detail::lanes_aligned(inner, lanes); }
   template <class Plan>
   auto prepare(Plan& plan) const {
     auto p = inner.prepare(plan);
@@ -83,7 +91,7 @@ struct Slice : ExprBase<Slice<E>> {
   Shape<rank> shape() const { return extents; }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
     Shape<rank> sub = index;
-    sub[axis] = start + index[axis] * step;
+    set_axis_value(sub, axis, start + axis_value(index, axis) * step);
     return inner.at(sub);
   }
   FG_HOST_DEVICE value_type at_linear(index_t) const { return value_type{}; }  // never linear

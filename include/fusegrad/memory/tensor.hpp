@@ -22,9 +22,16 @@ namespace detail {
 /// out[i] = value for i in [0, n).
 template <class T>
 struct Fill {
+  static constexpr int lanes = lanes_for<T>;
   T* out;
   T value;
   FG_HOST_DEVICE void operator()(index_t i) const { out[i] = value; }
+  FG_HOST_DEVICE void write_lanes(index_t i) const {
+    Lanes<T, lanes> o;
+    FG_UNROLL for (int j = 0; j < lanes; ++j) { o.v[j] = value; }
+    store_lanes<lanes>(out + i, o);
+  }
+  bool lanes_aligned() const { return lanes_aligned_ptr(out, lanes); }
 };
 }  // namespace detail
 

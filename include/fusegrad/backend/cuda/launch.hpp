@@ -33,23 +33,73 @@ __global__ void __launch_bounds__(block_size) for_each_linear_kernel(index_t n, 
   }
 }
 
-template <int R, class F>
-__global__ void __launch_bounds__(block_size) for_each_index_kernel(Shape<R> shape, index_t n, F f) {
+/// f.write_lanes(c * V) for every whole step c of V elements, then f(i) for the tail: 128-bit
+/// loads and stores on the contiguous fast path, one kernel.
+template <int V, class F>
+__global__ void __launch_bounds__(block_size) for_each_lanes_kernel(index_t n, F f) {
   const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    Shape<R> index;
-    index_t rest = i;
-    FG_UNROLL for (int d = R - 1; d >= 0; --d) {
-      index[d] = rest % shape[d];
-      rest /= shape[d];
-    }
-    f(index, i);
+  const index_t first = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const index_t steps = n / V;
+  for (index_t c = first; c < steps; c += stride) {
+    f.write_lanes(c * V);
   }
+  for (index_t i = steps * V + first; i < n; i += stride) {
+    f(i);
+  }
+}
+
+/// The grid-stride loop over N-d indices without a division per element: each thread unravels its
+/// first position once, then adds the unravelled stride `step` digit by digit with carries (every
+/// digit of step is below its extent, so one subtraction wraps it).
+template <int R, class F>
+__global__ void __launch_bounds__(block_size)
+    for_each_index_kernel(Shape<R> shape, Shape<R> step, index_t n, F f) {
+  const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+  index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) {
+    return;
+  }
+  Shape<R> index;
+  index_t rest = i;
+  FG_UNROLL for (int d = R - 1; d > 0; --d) {
+    index[d] = rest % shape[d];
+    rest /= shape[d];
+  }
+  if constexpr (R > 0) {
+    index[0] = rest;
+  }
+  for (; i < n; i += stride) {
+    f(index, i);
+    index_t carry = 0;
+    FG_UNROLL for (int d = R - 1; d > 0; --d) {
+      const index_t v = index[d] + step[d] + carry;
+      carry = v >= shape[d] ? 1 : 0;
+      index[d] = carry ? v - shape[d] : v;
+    }
+    if constexpr (R > 0) {
+      index[0] += step[0] + carry;
+    }
+  }
+}
+
+/// `stride` unravelled over `shape` (the leading digit unbounded).
+template <int R>
+Shape<R> unravel_step(const Shape<R>& shape, index_t stride) {
+  Shape<R> step;
+  for (int d = R - 1; d > 0; --d) {
+    step[d] = stride % shape[d];
+    stride /= shape[d];
+  }
+  if constexpr (R > 0) {
+    step[0] = stride;
+  }
+  return step;
 }
 
 }  // namespace detail
 
-/// f(i) for i in [0, n): one kernel.
+/// f(i) for i in [0, n): one kernel. A functor with `lanes` and `write_lanes` (eval/plan.hpp) takes
+/// the vectorised kernel when its pointers are aligned to a whole step.
 template <class F>
 void for_each_linear(index_t n, const F& f) {
   if (n <= 0) {
@@ -57,6 +107,14 @@ void for_each_linear(index_t n, const F& f) {
   }
   detail::report_pending();
   stats::count_kernel();
+  if constexpr (requires { F::lanes; f.write_lanes(index_t(0)); }) {
+    if (n >= F::lanes && f.lanes_aligned()) {
+      detail::for_each_lanes_kernel<F::lanes><<<detail::grid_for(n / F::lanes), detail::block_size, 0,
+                                                cuda_stream()>>>(n, f);
+      FG_CUDA_CHECK(cudaGetLastError());
+      return;
+    }
+  }
   detail::for_each_linear_kernel<<<detail::grid_for(n), detail::block_size, 0, cuda_stream()>>>(n, f);
   FG_CUDA_CHECK(cudaGetLastError());
 }
@@ -70,7 +128,9 @@ void for_each_index(const Shape<R>& shape, const F& f) {
   }
   detail::report_pending();
   stats::count_kernel();
-  detail::for_each_index_kernel<R><<<detail::grid_for(n), detail::block_size, 0, cuda_stream()>>>(shape, n, f);
+  const int grid = detail::grid_for(n);
+  const Shape<R> step = detail::unravel_step(shape, static_cast<index_t>(grid) * detail::block_size);
+  detail::for_each_index_kernel<R><<<grid, detail::block_size, 0, cuda_stream()>>>(shape, step, n, f);
   FG_CUDA_CHECK(cudaGetLastError());
 }
 
