@@ -56,6 +56,41 @@ TEST_CASE("compile_step: captures once, replays, and captures again after a used
   expect_total(3);
 }
 
+TEST_CASE("compile_step: every call counts the kernels it runs, captured or replayed", "[compile]") {
+  std::mt19937 rng(92);
+  const auto x = fgtest::random_tensor<float, 2>(fgtest::Dims{16, 8}, rng, -1, 1);
+  const auto w = fgtest::random_tensor<float, 2>(fgtest::Dims{8, 4}, rng, -1, 1);
+  fg::Tensor<float, 0> total = fg::zeros<float>(fg::Shape<0>{});
+  // One GEMM, one fused reduction, one in-place add: three kernels, one of them a GEMM.
+  auto body = [&](const fg::Tensor<float, 2>& v) { total += fg::sum(fg::relu(fg::matmul(v, w))); };
+  auto step = fg::compile_step(body);
+  const auto g0 = fg::stats::graph_launches();
+  for (int call = 0; call < 4; ++call) {  // eager, capture (+ replay), replay, replay
+    const auto k0 = fg::stats::kernel_launches(), m0 = fg::stats::gemm_calls();
+    step(x);
+    INFO("call " << call);
+    CHECK(fg::stats::kernel_launches() - k0 == 3);
+    CHECK(fg::stats::gemm_calls() - m0 == 1);
+  }
+#if defined(FG_BACKEND_CUDA)
+  CHECK(fg::stats::graph_launches() - g0 == 3);  // the capture's own run, then two replays
+#else
+  CHECK(fg::stats::graph_launches() - g0 == 0);
+#endif
+  const auto xs = x.to_vector(), ws = w.to_vector();
+  double want = 0;
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      double dot = 0;
+      for (int k = 0; k < 8; ++k) {
+        dot += double(xs[i * 8 + k]) * ws[k * 4 + j];
+      }
+      want += std::max(dot, 0.0);
+    }
+  }
+  CHECK(std::abs(total.item() - 4 * want) <= 1e-4 * (1 + 4 * std::abs(want)));
+}
+
 TEST_CASE("compile_step: a watch turns stale only for buffers older than its start", "[compile]") {
   fg::Tensor<float, 1> old_tensor = fg::ones<float>(fg::Shape<1>({4}));
   fg::BufferWatch watch;

@@ -11,7 +11,9 @@
 // CUDA: the first call with given tensor arguments (their addresses and shapes) runs f as usual,
 // which initialises what is created on first use (cuBLAS, launch sizes); the second captures f as
 // a CUDA graph; every later call replays it with one launch, so the step's dozen kernels cost one
-// launch of host time. Host backend: f runs directly every time.
+// launch of host time. Host backend: f runs directly every time. Either way each call adds the
+// step's kernels to stats::kernel_launches() (a capture's recorded kernels count when the graph
+// runs, not when it is recorded); stats::graph_launches() counts the replays.
 //
 // Rules for f (CUDA): the arguments must be tensors; f must not synchronise (no item(), no
 // to_vector(), no copies from the host); everything f reads on the host is read at capture, so

@@ -9,6 +9,7 @@
 // captured.
 #pragma once
 
+#include <cstdint>
 #include <utility>
 
 #include "fusegrad/backend/cuda/gemm.hpp"
@@ -59,9 +60,19 @@ class Graph {
     const cudaStream_t stream = cuda_stream();
     FG_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     cudaGraph_t graph = nullptr;
+    // What f launches is recorded, not run: counted at each replay instead (eval/stats.hpp).
+    const auto k0 = stats::kernel_launches(), g0 = stats::gemm_calls();
+    std::int64_t kernels = 0, gemms = 0;
+    const auto uncount = [&] {
+      kernels = stats::kernel_launches() - k0;
+      gemms = stats::gemm_calls() - g0;
+      stats::uncount_capture(kernels, gemms);
+    };
     try {
       f();
+      uncount();
     } catch (...) {
+      uncount();
       (void)cudaStreamEndCapture(stream, &graph);
       if (graph != nullptr) {
         (void)cudaGraphDestroy(graph);
@@ -80,13 +91,20 @@ class Graph {
       exec_ = nullptr;  // unspecified after a failed instantiation; reset() must not destroy it
     }
     FG_CUDA_CHECK(status);
+    kernels_ = kernels;
+    gemms_ = gemms;
   }
 
   /// Replays the captured work on cuda_stream(): one launch.
   void launch() const {
     detail::report_pending();
     FG_CUDA_CHECK(cudaGraphLaunch(exec_, cuda_stream()));
+    stats::count_graph(kernels_, gemms_);
   }
+
+  /// Kernels (GEMMs included) and GEMMs one replay runs.
+  std::int64_t kernels() const { return kernels_; }
+  std::int64_t gemms() const { return gemms_; }
 
  private:
   void reset() noexcept {
@@ -99,6 +117,7 @@ class Graph {
     }
   }
   cudaGraphExec_t exec_ = nullptr;
+  std::int64_t kernels_ = 0, gemms_ = 0;
 };
 
 }  // namespace fusegrad::inline FG_BACKEND_NS::backend
