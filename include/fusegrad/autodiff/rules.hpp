@@ -154,6 +154,19 @@ auto transpose_last(const X& x) {
   }
 }
 
+/// g as an operand of a backward product whose other operand is stored as S: g itself, or, when g
+/// is stored as another dtype (the float gradient of a product of half tensors), g converted to S
+/// as the GEMM reads it (one kernel), so that the backward GEMMs read what the forward one read.
+template <class S, class G>
+auto gemm_operand_as(const G& g) {
+  using SG = storage_of_t<G>;
+  if constexpr (std::is_void_v<SG> || std::is_same_v<SG, S>) {
+    return g;
+  } else {
+    return cast<S>(g);
+  }
+}
+
 /// Passes `product` (the gradient of a GEMM operand computed with the output's batch) to operand
 /// x, summing over the batch axis when x was shared by the batch (rank 2, or batch extent 1).
 template <class X, class P, class Tp>
@@ -334,26 +347,32 @@ void backprop_saved(const Reduce<Op, E, R>& r, const Y& y, const G& g, Tp& tape)
 }
 
 /// C = A B (batched when rank 3): dA = g Bᵀ, dB = Aᵀ g. Operands are leaves or saved nodes, so
-/// their values are memory and every transpose is a GEMM flag. A rank-2 operand shared by a batch
-/// gets the sum over the batch: one GEMM when the batch folds into the rows, else GEMM + sum.
+/// their values are memory and every transpose is a GEMM flag; g is converted to the dtype of the
+/// operand it multiplies when it is stored in another (a float gradient times a half weight is a
+/// half GEMM). A rank-2 operand shared by a batch gets the sum over the batch: one GEMM when the
+/// batch folds into the rows, else GEMM + sum.
 template <class A, class B, class Y, class G, class Tp>
 void backprop_saved(const Matmul<A, B>& mm, const Y&, const G& g, Tp& tape) {
   const auto av = detail::value_of(mm.a);
   const auto bv = detail::value_of(mm.b);
+  using SA = typename decltype(av)::storage_type;
+  using SB = typename decltype(bv)::storage_type;
   if (depends(mm.a, tape)) {
-    detail::backprop_gemm_operand(mm.a, matmul(g, detail::transpose_last(bv)), tape);
+    detail::backprop_gemm_operand(
+        mm.a, matmul(detail::gemm_operand_as<SB>(g), detail::transpose_last(bv)), tape);
   }
   if (depends(mm.b, tape)) {
     if constexpr (A::rank == 3 && B::rank == 2) {
-      Leaf<typename decltype(av)::storage_type, 2> a2;
+      Leaf<SA, 2> a2;
       if (detail::collapse_batch(av, a2)) {  // sum_b A_bᵀ g_b = (A as (B·M, K))ᵀ (g as (B·M, N))
         const auto gs = g.shape();
         const Leaf<typename G::storage_type, 2> g2(g.data, Shape<2>({gs[0] * gs[1], gs[2]}));
-        backprop(mm.b, matmul(transpose(a2), g2), tape);
+        backprop(mm.b, matmul(transpose(a2), detail::gemm_operand_as<SA>(g2)), tape);
         return;
       }
     }
-    detail::backprop_gemm_operand(mm.b, matmul(detail::transpose_last(av), g), tape);
+    detail::backprop_gemm_operand(
+        mm.b, matmul(detail::transpose_last(av), detail::gemm_operand_as<SA>(g)), tape);
   }
 }
 

@@ -1,7 +1,10 @@
 // fusegrad/backend/gemm_desc.hpp — how a GEMM operand is laid out, shared by both backends.
 #pragma once
 
+#include <type_traits>
+
 #include "fusegrad/core/config.hpp"
+#include "fusegrad/core/dtype.hpp"
 
 namespace fusegrad::inline FG_BACKEND_NS::backend {
 
@@ -26,5 +29,12 @@ struct GemmProblem {
   index_t ldc = 0;
   bool accumulate = false;  // beta = 1: add the product to what C holds
 };
+
+/// Whether a GEMM of TA operands writes a TC result itself: TC is TA, or the type TA computes in
+/// (a half or bfloat16 product, accumulated in float, stored as float). Any other result type
+/// (float operands into a half tensor: cuBLAS has no such product) is not a GemmProblem; the
+/// evaluator computes it in compute_t<TA> first (eval/assign.hpp, gemm_run).
+template <class TA, class TC>
+inline constexpr bool gemm_writes = std::is_same_v<TA, TC> || std::is_same_v<compute_t<TA>, TC>;
 
 }  // namespace fusegrad::inline FG_BACKEND_NS::backend

@@ -6,7 +6,11 @@
 //   reduction (full or one axis) of such a tree                        -> 1 launch, no temporary
 //   matmul                                                             -> 1 GEMM (+1 copy for an
 //                                                                          operand that is neither a
-//                                                                          plain nor a transposed view)
+//                                                                          plain nor a transposed view
+//                                                                          of memory in the GEMM's
+//                                                                          dtype; +1 store when the
+//                                                                          GEMM cannot write the
+//                                                                          result's dtype itself)
 //   element-wise tree containing k boundary nodes                      -> their launches + 1
 #pragma once
 
@@ -15,6 +19,7 @@
 #include "fusegrad/expr/matmul.hpp"
 #include "fusegrad/expr/elementwise.hpp"
 #include "fusegrad/expr/reduce.hpp"
+#include "fusegrad/expr/view.hpp"
 
 namespace fusegrad::inline FG_BACKEND_NS {
 
@@ -96,55 +101,150 @@ bool gemm_operand(const Leaf<T, XR>& x, backend::GemmOperand<T>& op) {
   return false;
 }
 
-/// A planned matmul operand: plain and transposed views of memory are used in place; anything
-/// else is evaluated (one kernel) into a contiguous temporary the plan keeps. `reads` reports
-/// whether the operand reads memory in [begin, end).
+/// What operand X of a product says about the dtype its values are stored in: a leaf's element
+/// type; a cast's target; a view's operand's; an element-wise map's when its operands that compute
+/// to the map's own value type (numbers aside) all say the same; a product's GEMM input dtype.
+/// `void` when it cannot be told (mixed dtypes, generators, reductions, saved values).
+/// @post storage_of_t<X> is void, or compute_t<storage_of_t<X>> == X::value_type.
 template <class X>
-auto gemm_input(const X& x, Plan& plan, const void* begin, const void* end, bool& reads) {
-  auto k = x.prepare(plan);
-  using K = decltype(k);
-  if constexpr (is_leaf<K>::value) {
-    using T = typename K::storage_type;
-    reads = reads || k.conflicts_with(begin, end, false);
-    backend::GemmOperand<T> op;
-    if (gemm_operand(k, op)) {
-      return op;
-    }
-    Tensor<T, K::rank> copy(k.shape());
-    write(copy, k);
-    gemm_operand(plan.keep(std::move(copy)), op);
+struct storage_of {
+  using type = void;
+};
+template <class X>
+using storage_of_t = typename storage_of<X>::type;
+
+template <class T, int R>
+struct storage_of<Leaf<T, R>> {
+  using type = T;
+};
+template <class E, int R>
+struct storage_of<Broadcast<E, R>> : storage_of<E> {};
+template <class E>
+struct storage_of<Permute<E>> : storage_of<E> {};
+template <class E, int R>
+struct storage_of<Reshape<E, R>> : storage_of<E> {};
+template <class E>
+struct storage_of<Slice<E>> : storage_of<E> {};
+template <class U, class A>
+struct storage_of<Map<ops::cast<U>, A>> {
+  using type = U;
+};
+
+/// An operand of a map that says nothing about storage: a number, or one of another value type
+/// (the condition of a where, the operands of a comparison).
+struct NoClaim {};
+template <class V, class A>
+using storage_claim_t =
+    std::conditional_t<is_scalar_node<A>::value || !std::is_same_v<typename A::value_type, V>,
+                       NoClaim, storage_of_t<A>>;
+template <class... S>
+struct join_storage {
+  using type = NoClaim;
+};
+template <class S0, class... S>
+struct join_storage<S0, S...> {
+  using rest = typename join_storage<S...>::type;
+  using type = std::conditional_t<
+      std::is_same_v<S0, NoClaim>, rest,
+      std::conditional_t<std::is_same_v<rest, NoClaim> || std::is_same_v<rest, S0>, S0, void>>;
+};
+template <class Op, class... A>
+struct storage_of<Map<Op, A...>> {
+  using joined =
+      typename join_storage<storage_claim_t<typename Map<Op, A...>::value_type, A>...>::type;
+  using type = std::conditional_t<std::is_same_v<joined, NoClaim>, void, joined>;
+};
+
+/// The dtype the GEMM of `matmul(a, b)` reads, from both operands at compile time: the one they
+/// are stored in (storage_of) where either says, else their value type. So a half tensor times
+/// relu(half tensor), or relu(a) times relu(b) of half tensors, is a half GEMM whose expression
+/// operands are evaluated into half; a float tensor times a half tensor is an error.
+template <class A, class B>
+struct gemm_input_dtype {
+  using SA = storage_of_t<A>;
+  using SB = storage_of_t<B>;
+  static_assert(
+      std::is_void_v<SA> || std::is_void_v<SB> || std::is_same_v<SA, SB>,
+      "matmul: both operands must have the same dtype (they are stored in different "
+      "dtypes, e.g. a float tensor and a half one; convert one with fg::cast<T>(operand))");
+  using type =
+      std::conditional_t<!std::is_void_v<SA>, SA,
+                         std::conditional_t<!std::is_void_v<SB>, SB, typename A::value_type>>;
+};
+template <class A, class B>
+using gemm_input_dtype_t = typename gemm_input_dtype<A, B>::type;
+
+template <class A, class B>
+struct storage_of<Matmul<A, B>> {
+  using type = gemm_input_dtype_t<A, B>;
+};
+
+template <class T, int R, class A, class B>
+void run_matmul(Tensor<T, R>& dst, const Matmul<A, B>& mm);
+
+/// Operand x of a GEMM that reads dtype D, planned: a plain or transposed view of D memory is used
+/// in place; a product is computed straight into D; anything else is evaluated (one kernel, which
+/// converts to D) into a contiguous temporary the plan keeps. `reads` reports whether the operand
+/// reads memory in [begin, end).
+template <class D, class X>
+backend::GemmOperand<D> gemm_input(const X& x, Plan& plan, const void* begin, const void* end,
+                                   bool& reads) {
+  backend::GemmOperand<D> op;
+  if constexpr (is_matmul<X>::value) {
+    Tensor<D, X::rank> product(x.shape());
+    run_matmul(product, x);
+    gemm_operand(plan.keep(std::move(product)), op);
     return op;
   } else {
-    using T = typename K::value_type;
+    auto k = x.prepare(plan);
+    using K = decltype(k);
     reads = reads || k.conflicts_with(begin, end, false);
-    Tensor<T, K::rank> copy(k.shape());
+    if constexpr (is_leaf<K>::value) {
+      if constexpr (std::is_same_v<typename K::storage_type, D>) {
+        if (gemm_operand(k, op)) {
+          return op;
+        }
+      }
+    }
+    Tensor<D, K::rank> copy(k.shape());
     write(copy, k);
-    backend::GemmOperand<T> op;
     gemm_operand(plan.keep(std::move(copy)), op);
     return op;
   }
 }
 
-/// The GEMM call of `mm` with planned operands a and b, into `out` (mm's shape, C order; added to
-/// what `out` holds when `accumulate`).
-template <class T, class A, class B, class OpA, class OpB>
-void gemm_run(T* out, const Matmul<A, B>& mm, const OpA& a, const OpB& b, bool accumulate = false) {
+/// The GEMM call of `mm` with planned operands a and b (both read as D), into `out` (mm's shape,
+/// C order; added to what `out` holds when `accumulate`). A result type the GEMM cannot write
+/// itself (float operands into a half tensor) is computed in D's compute type first, then stored
+/// (or added) by one kernel.
+template <class T, class A, class B, class D>
+void gemm_run(T* out, const Matmul<A, B>& mm, const backend::GemmOperand<D>& a,
+              const backend::GemmOperand<D>& b, bool accumulate = false) {
   constexpr int R = Matmul<A, B>::rank;
-  using TA = std::remove_cvref_t<decltype(*a.ptr)>;
-  static_assert(std::is_same_v<OpA, OpB>,
-                "matmul: both operands must have the same dtype (convert one with fg::cast)");
   const auto shape = mm.shape();
-  backend::GemmProblem<TA, T> p;
-  p.batch = R == 3 ? shape[0] : 1;
-  p.m = shape[R - 2];
-  p.n = shape[R - 1];
-  p.k = mm.a.shape()[A::rank - 1];
-  p.a = a;
-  p.b = b;
-  p.c = out;
-  p.ldc = p.n;
-  p.accumulate = accumulate;
-  backend::gemm(p);
+  if constexpr (!backend::gemm_writes<D, T>) {
+    Tensor<compute_t<D>, R> product(shape);
+    gemm_run(product.data(), mm, a, b);
+    if (accumulate) {
+      Plan plan;
+      write(out, shape,
+            make_map("add", ops::add{}, Leaf<T, R>(out, shape), product.view()).prepare(plan));
+    } else {
+      write(out, shape, product.view());
+    }
+  } else {
+    backend::GemmProblem<D, T> p;
+    p.batch = R == 3 ? shape[0] : 1;
+    p.m = shape[R - 2];
+    p.n = shape[R - 1];
+    p.k = mm.a.shape()[A::rank - 1];
+    p.a = a;
+    p.b = b;
+    p.c = out;
+    p.ldc = p.n;
+    p.accumulate = accumulate;
+    backend::gemm(p);
+  }
 }
 
 /// Runs the product `mm` into `out` (mm's shape, C order): one GEMM call. Fresh memory, or, with
@@ -152,10 +252,11 @@ void gemm_run(T* out, const Matmul<A, B>& mm, const OpA& a, const OpB& b, bool a
 /// operands do not read `out`.
 template <class T, class A, class B>
 void gemm_into(T* out, const Matmul<A, B>& mm, bool accumulate = false) {
+  using D = gemm_input_dtype_t<A, B>;
   Plan plan;
   bool reads = false;
-  const auto a = gemm_input(mm.a, plan, nullptr, nullptr, reads);
-  const auto b = gemm_input(mm.b, plan, nullptr, nullptr, reads);
+  const auto a = gemm_input<D>(mm.a, plan, nullptr, nullptr, reads);
+  const auto b = gemm_input<D>(mm.b, plan, nullptr, nullptr, reads);
   gemm_run(out, mm, a, b, accumulate);
 }
 
@@ -163,12 +264,13 @@ void gemm_into(T* out, const Matmul<A, B>& mm, bool accumulate = false) {
 /// operand reads dst or dst has another shape: one GEMM call.
 template <class T, int R, class A, class B>
 void run_matmul(Tensor<T, R>& dst, const Matmul<A, B>& mm) {
+  using D = gemm_input_dtype_t<A, B>;
   Plan plan;
   bool reads = false;
   const void* begin = dst.data();
   const void* end = dst.data() + dst.size();
-  const auto a = gemm_input(mm.a, plan, begin, end, reads);
-  const auto b = gemm_input(mm.b, plan, begin, end, reads);
+  const auto a = gemm_input<D>(mm.a, plan, begin, end, reads);
+  const auto b = gemm_input<D>(mm.b, plan, begin, end, reads);
   const auto out = mm.shape();
   if (!reads && dst.holds(out)) {
     gemm_run(dst.data(), mm, a, b);

@@ -111,6 +111,8 @@ inline bool tf32_enabled() {
 /// or leading dimension exceeds cuBLAS's int range.
 template <class TA, class TC>
 void gemm(const GemmProblem<TA, TC>& p) {
+  static_assert(gemm_writes<TA, TC>,
+                "matmul on CUDA: cuBLAS writes a product of TA operands as TA or as float only");
   if (p.batch == 0 || p.m == 0 || p.n == 0) {
     return;
   }
