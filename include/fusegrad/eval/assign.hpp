@@ -64,8 +64,11 @@ void run_reduce(T* out, const Reduce<Op, E, RO>& r, const K& k) {
       inner *= in[i];
     }
   }
+  // A rank-0 result is a full reduction (or one over the only axis, the same thing): the
+  // grid-wide kernel. Any other is an axis reduction. Decided at compile time, so each reduction
+  // compiles only the kernels it can run.
   auto run = [&](const auto& load) {
-    if (r.axis < 0) {
+    if constexpr (RO == 0) {
       backend::reduce_all<Red>(len, load, out);
     } else {
       backend::reduce_axis<Red>(outer, len, inner, load, out);
