@@ -4,7 +4,8 @@
 #   1. every vectorised element-wise kernel (for_each_lanes_kernel) stores whole 64/128-bit words
 #      (st.global.v4 / .v2) and, where it loads memory, loads whole words (ld.global.v4 / .v2);
 #   2. ptxas reports no spill stores, no spill loads and no stack frame (local memory) for any
-#      kernel of tests/static/kernels.cu (element-wise, reductions, gradients, Adam).
+#      kernel of tests/static/kernels.cu (element-wise, reductions, gradients, Adam), except the
+#      small frame CUDA's sin/cos/tan keep for large arguments.
 set -euo pipefail
 nvcc=$1
 include=$2
@@ -41,12 +42,20 @@ report="$work/ptxas.txt"
   cat "$report"; exit 1; }
 kernels=$(grep -c "bytes stack frame" "$report" || true)
 echo "$kernels kernels compiled by ptxas"
-if grep -E "bytes stack frame" "$report" | grep -vq "^ *0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"; then
+# A stack frame without spills is allowed only where the tree calls sin/cos/tan: CUDA's own
+# argument reduction for large arguments keeps a small array on the stack.
+awk '
+  /Function properties for / { name = $NF; next }
+  /bytes stack frame/ {
+    frame = $1; spills = $5 + $9
+    trig = (name ~ /3(sin|cos|tan)E/)
+    if (spills > 0 || (frame > 0 && !trig)) { print name; bad++ }
+  }
+  END { exit bad > 0 }' "$report" >"$work/offenders.txt" || {
   echo "kernels with local memory or spills:"
-  grep -B2 -E "[1-9][0-9]* bytes (stack frame|spill)" "$report" | grep -o "_Z[A-Za-z0-9_]*" | sort -u |
-    (command -v c++filt >/dev/null && c++filt || cat) | cut -c1-300
+  (command -v c++filt >/dev/null && c++filt <"$work/offenders.txt" || cat "$work/offenders.txt") | cut -c1-300
   status=1
-fi
+}
 [ "$kernels" -ge 50 ] || { echo "expected at least 50 kernels from kernels.cu"; status=1; }
 [ $status = 0 ] && echo "static kernel checks passed"
 exit $status

@@ -45,3 +45,11 @@ void adam(fg::Tensor<float, 2>& w, fg::Tensor<float, 1>& b) {
   fg::optim::Adam opt(fg::optim::params(w, b));
   opt.step(fg::grad(fg::sum(fg::square(w)) + fg::sum(b), w, b));
 }
+
+// Trees that call routines (double sin/exp, 64-bit division in indexed loads) on the indexed and
+// permuted paths: where ptxas is most tempted to spill.
+void routines(fg::Tensor<double, 3>& y, const fg::Tensor<double, 3>& a, const fg::Tensor<double, 1>& b,
+              fg::Tensor<double, 4>& p, const fg::Tensor<double, 4>& q) {
+  y = fg::sin(a * b) + fg::exp(-fg::abs(a)) / (1.0 + fg::cos(b));
+  p = fg::permute(q, {3, 1, 0, 2}) * fg::sin(fg::permute(q, {0, 2, 1, 3}));
+}
