@@ -93,7 +93,7 @@ double max_rel_diff(const fg::Tensor<float, R>& a, const fg::Tensor<float, R>& b
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   bench::Options o;
   o.budget_s = 1.0;
   o.reps = 10;
@@ -154,4 +154,14 @@ int main(int argc, char** argv) {
   }
   monitor.print();
   return status;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (const std::exception& e) {  // no device, no data, a failed launch: say so, exit 1
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
 }

@@ -10,6 +10,9 @@
 // (when the dataset is found; see examples/mnist_mlp.hpp for where it looks).
 //
 //   bench_mlp_train [--batches 64,128,256,1024,8192] [--budget S] [--data DIR] [--torch]
+//
+// --torch runs `python3 $FG_BENCH_TORCH_SCRIPT` when that is set (a copy of the binary away from
+// its source tree: bench/gpu/run.sh), else bench/mlp_train_torch.py of the tree it was built from.
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -30,11 +33,28 @@ struct TorchRow {
   long eager_kernels = -1, compiled_kernels = -1;
 };
 
+/// The PyTorch peer's path: $FG_BENCH_TORCH_SCRIPT, else the source tree's copy.
+std::string torch_script() {
+  if (const char* env = std::getenv("FG_BENCH_TORCH_SCRIPT"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return std::string(FG_BENCH_SOURCE_DIR) + "/mlp_train_torch.py";
+}
+
+/// `s` as one word for /bin/sh: single-quoted, each ' written as '\''.
+std::string shell_quoted(const std::string& s) {
+  std::string q = "'";
+  for (const char c : s) {
+    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
+  return q + "'";
+}
+
 /// Runs the PyTorch peer and parses its RESULT lines; empty when PyTorch cannot run.
 std::map<index_t, TorchRow> run_torch(const std::string& batches, double budget, std::string& info) {
   std::map<index_t, TorchRow> rows;
-  const std::string script = std::string(FG_BENCH_SOURCE_DIR) + "/mlp_train_torch.py";
-  std::string cmd = "python3 " + script + " --batches " + batches + " --budget " + std::to_string(budget) +
+  std::string cmd = "python3 " + shell_quoted(torch_script()) + " --batches " + batches +
+                    " --budget " + std::to_string(budget) +
                     (bench::on_cuda ? " --device cuda" : " --device cpu --threads " + std::to_string(bench::threads())) +
                     " 2>&1";
   std::FILE* pipe = popen(cmd.c_str(), "r");
@@ -65,7 +85,7 @@ std::map<index_t, TorchRow> run_torch(const std::string& batches, double budget,
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   bench::Options o;
   o.budget_s = 1.0;
   o.reps = 10;
@@ -158,4 +178,14 @@ int main(int argc, char** argv) {
   }
   monitor.print();
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (const std::exception& e) {  // no device, no data, a failed launch: say so, exit 1
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
 }
