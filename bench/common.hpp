@@ -504,15 +504,22 @@ inline int finish(const Row& last, bool with_eigen, const CpuMonitor& monitor) {
 
 /// main() of a bandwidth benchmark: parse the options, run, and turn an exception into a message
 /// and exit status 1.
-inline int main_of(int argc, char** argv, int (*run)(const Options&)) {
-  const Options o = parse(argc, argv);
+/// run() as a program's main: an exception (no device, no data, a failed launch) is reported with
+/// the program's name and exits 1.
+template <class Run>
+int guarded_main(const char* program, const Run& run) {
   try {
-    return run(o);
+    return run();
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
     return 1;
   }
+}
+
+inline int main_of(int argc, char** argv, int (*run)(const Options&)) {
+  const Options o = parse(argc, argv);
+  return guarded_main(argv[0], [&] { return run(o); });
 }
 
 }  // namespace bench

@@ -157,11 +157,5 @@ static int run_main(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return run_main(argc, argv);
-  } catch (const std::exception& e) {  // no device, no data, a failed launch: say so, exit 1
-    std::fflush(stdout);
-    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
-    return 1;
-  }
+  return bench::guarded_main(argv[0], [&] { return run_main(argc, argv); });
 }
