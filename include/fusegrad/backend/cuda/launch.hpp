@@ -34,12 +34,13 @@ __global__ void __launch_bounds__(block_size) for_each_linear_kernel(index_t n, 
 }
 
 /// f.write_lanes(c * V) for every whole step c of V elements, then f(i) for the tail: 128-bit
-/// loads and stores on the contiguous fast path, one kernel.
+/// loads and stores on the contiguous fast path. With `steps` = 0 (a pointer not aligned to a
+/// step) the tail loop is the whole scalar grid-stride loop: one kernel for both cases, so a tree
+/// compiles one linear kernel, not two.
 template <int V, class F>
-__global__ void __launch_bounds__(block_size) for_each_lanes_kernel(index_t n, F f) {
+__global__ void __launch_bounds__(block_size) for_each_lanes_kernel(index_t n, index_t steps, F f) {
   const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
   const index_t first = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const index_t steps = n / V;
   for (index_t c = first; c < steps; c += stride) {
     f.write_lanes(c * V);
   }
@@ -108,15 +109,15 @@ void for_each_linear(index_t n, const F& f) {
   detail::report_pending();
   stats::count_kernel();
   if constexpr (requires { F::lanes; f.write_lanes(index_t(0)); }) {
-    if (n >= F::lanes && f.lanes_aligned()) {
-      detail::for_each_lanes_kernel<F::lanes><<<detail::grid_for(n / F::lanes), detail::block_size, 0,
-                                                cuda_stream()>>>(n, f);
-      FG_CUDA_CHECK(cudaGetLastError());
-      return;
-    }
+    const index_t steps = f.lanes_aligned() ? n / F::lanes : 0;
+    const int grid = detail::grid_for(steps > 0 ? steps : n);
+    detail::for_each_lanes_kernel<F::lanes><<<grid, detail::block_size, 0, cuda_stream()>>>(n, steps, f);
+    FG_CUDA_CHECK(cudaGetLastError());
+    return;
+  } else {
+    detail::for_each_linear_kernel<<<detail::grid_for(n), detail::block_size, 0, cuda_stream()>>>(n, f);
+    FG_CUDA_CHECK(cudaGetLastError());
   }
-  detail::for_each_linear_kernel<<<detail::grid_for(n), detail::block_size, 0, cuda_stream()>>>(n, f);
-  FG_CUDA_CHECK(cudaGetLastError());
 }
 
 /// f(index, i) for every N-d index of `shape` (i its C-order position): one kernel.
