@@ -152,7 +152,9 @@ TEST_CASE("lanes: write_lanes moves exactly one step; lanes_aligned sees every o
   WriteLinear<float, decltype(k_d)> wide{aligned_out, k_d};
   REQUIRE_FALSE(wide.lanes_aligned());
   // Scalars and generators read no memory and never block the vector path.
-  const auto k_gen = fg::as_node(fg::arange<float>(0.f, float(n), 1.f) * 3.f).prepare(plan);
+  // (fg::arange materialises a tensor; the lazy node is the Generator it evaluates.)
+  const fg::Generator<float, fg::IotaFn<float>> iota{{}, fg::IotaFn<float>{0.f, 1.f}, n};
+  const auto k_gen = fg::as_node(iota * 3.f).prepare(plan);
   WriteLinear<float, decltype(k_gen)> gen{aligned_out, k_gen};
   REQUIRE(gen.lanes_aligned());
   gen.write_lanes(0);
