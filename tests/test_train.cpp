@@ -3,8 +3,10 @@
 // that it learns. (The example itself is run by CTest: train_subset_cpu, train_resume.)
 #include <fusegrad/fusegrad.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "../examples/mnist_mlp.hpp"
@@ -47,11 +49,12 @@ std::vector<T> host(const fg::Tensor<T, R>& t) {
 
 /// Trains `epochs` epochs with the example's step (compiled or not); returns the per-epoch losses.
 std::vector<float> train(mnist::Model& model, const Synthetic& data, int epochs, bool compiled,
-                         const std::string& optimizer = "adam", mnist::Loss loss = mnist::Loss::cross_entropy) {
+                         const std::string& optimizer = "adam", mnist::Loss loss = mnist::Loss::cross_entropy,
+                         index_t batch = 64) {
   // The example's default learning rates (examples/mnist_mlp.cpp).
   const double lr = optimizer == "adam" ? 2e-3 : (loss == mnist::Loss::mse ? 0.01 : 0.05);
   mnist::Optimizer opt(model, optimizer, lr);
-  fg::data::Loader loader(data.x, data.y, {.batch = 64, .shuffle = true, .seed = 7});
+  fg::data::Loader loader(data.x, data.y, {.batch = batch, .shuffle = true, .seed = 7});
   fg::Tensor<float, 0> loss_sum = fg::zeros<float>(fg::Shape<0>{});
   auto step = fg::compile_step([&](const fg::Tensor<float, 2>& x, const fg::Tensor<std::int32_t, 1>& y) {
     mnist::train_step(model, opt, loss, x, y, loss_sum);
@@ -115,6 +118,46 @@ TEST_CASE("train: the same seed gives the same losses and weights, bit for bit",
     CHECK(train(c, data, 2, true, optimizer) != la);  // another seed: another run
   }
 }
+
+#if defined(FG_BACKEND_HOST)
+TEST_CASE("train: losses and weights are bit-identical with 1, 2 and 3 threads, idle or loaded", "[train][threads]") {
+  // Batches of 256: the element-wise kernels, reductions and GEMMs of a step all run split over
+  // the threads (each partition decision is made per thread count).
+  const Synthetic data(1100, 4);
+  const int before = fg::backend::num_threads();
+  std::vector<float> first_losses, first_w;
+  for (const bool loaded : {false, true}) {
+    std::atomic<bool> stop{false};
+    std::thread neighbour;
+    if (loaded) {  // another program wanting a core for the whole run
+      neighbour = std::thread([&stop] {
+        volatile std::uint64_t x = 0;
+        while (!stop.load(std::memory_order_relaxed)) {
+          x = x + 1;
+        }
+      });
+    }
+    for (const int threads : {1, 2, 3}) {
+      INFO("threads " << threads << (loaded ? ", loaded" : ", idle"));
+      fg::backend::set_num_threads(threads);
+      mnist::Model model(21);
+      const auto losses = train(model, data, 2, false, "adam", mnist::Loss::cross_entropy, 256);
+      if (first_losses.empty()) {
+        first_losses = losses;
+        first_w = host(model.fc1.W);
+        continue;
+      }
+      CHECK(losses == first_losses);
+      CHECK(host(model.fc1.W) == first_w);
+    }
+    stop = true;
+    if (neighbour.joinable()) {
+      neighbour.join();
+    }
+  }
+  fg::backend::set_num_threads(before);
+}
+#endif
 
 TEST_CASE("train: the MLP learns a separable problem with either loss and optimizer", "[train]") {
   const Synthetic data(1000, 4);

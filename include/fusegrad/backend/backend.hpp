@@ -9,6 +9,7 @@
 #include "fusegrad/backend/cuda/reduce.hpp"
 #else
 #include "fusegrad/backend/host/gemm.hpp"
+#include "fusegrad/backend/host/info.hpp"
 #include "fusegrad/backend/host/launch.hpp"
 #include "fusegrad/backend/host/reduce.hpp"
 #endif

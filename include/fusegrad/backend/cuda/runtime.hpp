@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <string>
 
+#include "fusegrad/backend/info.hpp"
 #include "fusegrad/core/config.hpp"
 #include "fusegrad/core/error.hpp"
 
@@ -237,6 +238,19 @@ inline std::string describe() {
   FG_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
   return std::string(p.name) + " (CUDA backend, sm_" + std::to_string(p.major * 10 + p.minor) + ", " +
          std::to_string(p.multiProcessorCount) + " SMs)";
+}
+
+/// The CUDA backend: the GPU, and cuBLAS for matrix products.
+inline BackendInfo info() {
+  int device = 0;
+  FG_CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp p{};
+  FG_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+  BackendInfo i;
+  i.device = p.name;
+  i.gemm = "cuBLAS";
+  i.gemm_kernel = "cuBLAS (sm_" + std::to_string(p.major * 10 + p.minor) + ")";
+  return i;
 }
 
 }  // namespace backend

@@ -1,20 +1,17 @@
-// fusegrad/backend/host/launch.hpp — the host backend's "kernels": OpenMP parallel loops.
+// fusegrad/backend/host/launch.hpp — the host backend's "kernels": parallel loops on the pool.
 // Each call is one launch for stats::kernel_launches(); empty loops launch nothing.
 //
 // Every kernel's loop is one out-of-line function of a range [begin, end): small loops call it
-// once on this thread (no OpenMP region at all: libgomp builds a one-thread team even for
-// `if (false)`, which costs more than a small kernel, bench/RESULTS.md finding 2); large ones call
-// it from every thread of a team on a static share. One copy of each loop is compiled, not two.
+// once on this thread (waking other threads costs more than a small kernel, bench/RESULTS.md
+// finding 2); large ones cut [0, n) into a few chunks per thread, claimed dynamically on the
+// thread pool (thread_pool.hpp: why not OpenMP). One copy of each loop is compiled, not two.
 #pragma once
 
 #include <algorithm>
 
+#include "fusegrad/backend/host/thread_pool.hpp"
 #include "fusegrad/core/shape.hpp"
 #include "fusegrad/eval/stats.hpp"
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace fusegrad::inline FG_BACKEND_NS::backend {
 
@@ -23,34 +20,47 @@ inline constexpr index_t parallel_threshold = 1 << 15;
 
 namespace detail {
 
-/// This thread's share [begin, end) of [0, n) under a static split over its team (all of it
-/// outside a parallel region).
-inline void static_share(index_t n, index_t& begin, index_t& end) {
-#if defined(_OPENMP)
-  const index_t t = omp_get_thread_num(), threads = omp_get_num_threads();
-#else
-  const index_t t = 0, threads = 1;
-#endif
-  const index_t chunk = n / threads, extra = n % threads;
-  begin = t * chunk + std::min(t, extra);
-  end = begin + chunk + (t < extra ? 1 : 0);
-}
+/// Chunks per thread: enough that a late or descheduled thread leaves little for the others to
+/// wait on, few enough that claiming them costs nothing next to the work.
+inline constexpr index_t chunks_per_thread = 4;
 
-/// body(begin, end) over [0, n): one call when !parallel, else one per thread of a team.
+/// Chunk edges of an element loop: a multiple of every SIMD width, so each element takes the
+/// same path (vector body, vector epilogue or scalar tail, whose exp or log may differ in the last
+/// bit) as in a one-thread run. Results never depend on the thread count.
+inline constexpr index_t simd_granule = 64;
+
 template <class Body>
-void run_split(index_t n, bool parallel, const Body& body) {
-  if (!parallel) {
-    body(index_t(0), n);
-    return;
-  }
-#pragma omp parallel
-  {
-    index_t begin = 0, end = 0;
-    static_share(n, begin, end);
+struct SplitJob {
+  const Body* body;
+  index_t n, chunks, granule;
+
+  /// Where chunk c starts: the c-th of `chunks` near-equal pieces of [0, n), rounded down to a
+  /// multiple of `granule`.
+  index_t edge(index_t c) const { return c == chunks ? n : n * c / chunks / granule * granule; }
+
+  static void run(const void* job, index_t c) {
+    const auto& j = *static_cast<const SplitJob*>(job);
+    const index_t begin = j.edge(c), end = j.edge(c + 1);
     if (begin < end) {
-      body(begin, end);
+      (*j.body)(begin, end);
     }
   }
+};
+
+/// body(begin, end) over [0, n): one call when !parallel, else over chunks on the thread pool,
+/// each (but the last) a multiple of `granule` long.
+template <class Body>
+void run_split(index_t n, bool parallel, const Body& body, index_t granule = 1) {
+  ThreadPool* pool = parallel ? &thread_pool() : nullptr;
+  if (pool == nullptr || pool->threads() == 1 || n <= granule) {
+    if (n > 0) {
+      body(index_t(0), n);
+    }
+    return;
+  }
+  const index_t chunks = std::min<index_t>(n / granule, pool->threads() * chunks_per_thread);
+  const SplitJob<Body> job{&body, n, chunks, granule};
+  pool->run(chunks, &SplitJob<Body>::run, &job);
 }
 
 }  // namespace detail
@@ -70,7 +80,7 @@ void for_each_linear(index_t n, const F& f) {
     for (index_t i = begin; i < end; ++i) {
       local(i);
     }
-  });
+  }, detail::simd_granule);
 }
 
 /// f(k, j) for every segment k in [0, segments) and j in [0, ends[k] - ends[k-1]) (ends[-1] = 0):
@@ -79,12 +89,17 @@ template <class F>
 void for_each_segmented(int segments, const index_t* ends, const F& f) {
   stats::count_kernel();
   const index_t total = segments > 0 ? ends[segments - 1] : 0;
-  // Split the concatenated index space; each share walks the segments it overlaps.
+  // Split the concatenated index space; each share walks the segments it overlaps. A chunk edge
+  // inside a segment is rounded down to a multiple of simd_granule in the segment's own
+  // coordinates (both neighbours round the same edge alike), as run_split does for one loop.
   detail::run_split(total, total >= parallel_threshold, [&](index_t begin, index_t end) FG_NOINLINE {
     const F local = f;
     for (int k = 0; k < segments; ++k) {
-      const index_t first = k > 0 ? ends[k - 1] : 0;
-      const index_t lo = std::max(begin, first) - first, hi = std::min(end, ends[k]) - first;
+      const index_t first = k > 0 ? ends[k - 1] : 0, len = ends[k] - first;
+      const auto local_edge = [&](index_t edge) {
+        return edge <= first ? 0 : edge >= ends[k] ? len : (edge - first) / detail::simd_granule * detail::simd_granule;
+      };
+      const index_t lo = local_edge(begin), hi = local_edge(end);
 #pragma omp simd
       for (index_t j = lo; j < hi; ++j) {
         local(k, j);

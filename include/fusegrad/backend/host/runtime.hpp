@@ -12,9 +12,6 @@
 #include "fusegrad/core/config.hpp"
 #include "fusegrad/core/error.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace fusegrad::inline FG_BACKEND_NS::backend {
 
@@ -145,15 +142,5 @@ inline void copy_on_device(void* dst, const void* src, std::size_t bytes) {
 
 /// Waits for all device work; the host backend runs synchronously.
 inline void synchronize() {}
-
-/// What "device" means here, for logs: "CPU (host backend, 2 OpenMP threads)".
-inline std::string describe() {
-#if defined(_OPENMP)
-  const int threads = omp_get_max_threads();
-#else
-  const int threads = 1;
-#endif
-  return "CPU (host backend, " + std::to_string(threads) + " OpenMP thread" + (threads == 1 ? ")" : "s)");
-}
 
 }  // namespace fusegrad::inline FG_BACKEND_NS::backend
