@@ -296,6 +296,58 @@ inline void copy_loop(std::span<const Piece> pieces) {
 #endif
 }
 
+// ---- peers run as programs (PyTorch scripts) ----
+
+/// `s` as one word for /bin/sh: single-quoted, each ' written as '\''.
+inline std::string shell_quoted(const std::string& s) {
+  std::string q = "'";
+  for (const char c : s) {
+    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
+  return q + "'";
+}
+
+/// A peer script's path: $FG_BENCH_TORCH_DIR/<name> when that is set (a copy of the binaries away
+/// from their source tree: bench/gpu/run.sh), else the copy in the tree the benchmark was built from.
+inline std::string peer_script(const std::string& name) {
+  if (const char* env = std::getenv("FG_BENCH_TORCH_DIR"); env != nullptr && *env != '\0') {
+    return std::string(env) + "/" + name;
+  }
+#if defined(FG_BENCH_SOURCE_DIR)
+  return std::string(FG_BENCH_SOURCE_DIR) + "/" + name;
+#else
+  return name;
+#endif
+}
+
+/// Runs `python3 script args` and hands each line starting with "RESULT " to on_result; lines
+/// starting with INFO or ERROR, or naming an Error, are collected in `info`. Returns the number of
+/// RESULT lines; `info` says why when there were none.
+template <class OnResult>
+int run_peer(const std::string& script, const std::string& args, std::string& info, const OnResult& on_result) {
+  const std::string cmd = "python3 " + shell_quoted(script) + " " + args + " 2>&1";
+  std::FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) {
+    info = "could not start python3";
+    return 0;
+  }
+  int results = 0;
+  char line[1024];
+  while (std::fgets(line, sizeof line, pipe) != nullptr) {
+    const std::string s(line);
+    if (s.rfind("RESULT ", 0) == 0) {
+      results += on_result(s) ? 1 : 0;
+    } else if (s.rfind("INFO ", 0) == 0 || s.rfind("ERROR ", 0) == 0 || s.find("Error") != std::string::npos) {
+      info += s.substr(0, s.find('\n')) + "; ";
+    }
+  }
+  const int rc = pclose(pipe);
+  if (results == 0 && info.empty()) {
+    info = "the peer did not run (exit status " + std::to_string(rc) + ")";
+  }
+  return results;
+}
+
 // ---- reporting ----
 
 inline std::string now_string() {

@@ -11,8 +11,9 @@
 //
 //   bench_mlp_train [--batches 64,128,256,1024,8192] [--budget S] [--data DIR] [--torch]
 //
-// --torch runs `python3 $FG_BENCH_TORCH_SCRIPT` when that is set (a copy of the binary away from
-// its source tree: bench/gpu/run.sh), else bench/mlp_train_torch.py of the tree it was built from.
+// --torch runs mlp_train_torch.py from $FG_BENCH_TORCH_DIR when that is set (a copy of the binary
+// away from its source tree: bench/gpu/run.sh), else bench/mlp_train_torch.py of the tree it was
+// built from.
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -33,53 +34,21 @@ struct TorchRow {
   long eager_kernels = -1, compiled_kernels = -1;
 };
 
-/// The PyTorch peer's path: $FG_BENCH_TORCH_SCRIPT, else the source tree's copy.
-std::string torch_script() {
-  if (const char* env = std::getenv("FG_BENCH_TORCH_SCRIPT"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  return std::string(FG_BENCH_SOURCE_DIR) + "/mlp_train_torch.py";
-}
-
-/// `s` as one word for /bin/sh: single-quoted, each ' written as '\''.
-std::string shell_quoted(const std::string& s) {
-  std::string q = "'";
-  for (const char c : s) {
-    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  }
-  return q + "'";
-}
-
 /// Runs the PyTorch peer and parses its RESULT lines; empty when PyTorch cannot run.
 std::map<index_t, TorchRow> run_torch(const std::string& batches, double budget, std::string& info) {
   std::map<index_t, TorchRow> rows;
-  std::string cmd = "python3 " + shell_quoted(torch_script()) + " --batches " + batches +
-                    " --budget " + std::to_string(budget) +
-                    (bench::on_cuda ? " --device cuda" : " --device cpu --threads " + std::to_string(bench::threads())) +
-                    " 2>&1";
-  std::FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    info = "could not start python3";
-    return rows;
-  }
-  char line[512];
-  while (std::fgets(line, sizeof line, pipe) != nullptr) {
-    std::string s(line);
-    if (s.rfind("RESULT ", 0) == 0) {
-      long b = 0, ek = -1, ck = -1;
-      double em = -1, cm = -1;
-      if (std::sscanf(s.c_str(), "RESULT batch=%ld eager_ms=%lf compiled_ms=%lf eager_kernels=%ld compiled_kernels=%ld",
-                      &b, &em, &cm, &ek, &ck) == 5) {
-        rows[b] = {em, cm, ek, ck};
-      }
-    } else if (s.rfind("INFO ", 0) == 0 || s.rfind("ERROR ", 0) == 0 || s.find("Error") != std::string::npos) {
-      info += s.substr(0, s.find('\n')) + "; ";
+  const std::string args = "--batches " + batches + " --budget " + std::to_string(budget) +
+                           (bench::on_cuda ? " --device cuda" : " --device cpu --threads " + std::to_string(bench::threads()));
+  bench::run_peer(bench::peer_script("mlp_train_torch.py"), args, info, [&](const std::string& s) {
+    long b = 0, ek = -1, ck = -1;
+    double em = -1, cm = -1;
+    if (std::sscanf(s.c_str(), "RESULT batch=%ld eager_ms=%lf compiled_ms=%lf eager_kernels=%ld compiled_kernels=%ld", &b,
+                    &em, &cm, &ek, &ck) != 5) {
+      return false;
     }
-  }
-  const int rc = pclose(pipe);
-  if (rows.empty() && info.empty()) {
-    info = "PyTorch did not run (exit status " + std::to_string(rc) + ")";
-  }
+    rows[b] = {em, cm, ek, ck};
+    return true;
+  });
   return rows;
 }
 

@@ -277,6 +277,9 @@ int main(int argc, char** argv) {
                   static_cast<long>(o.width), o.hidden_layers - 1, static_cast<long>(o.width),
                   fg::backend::describe().c_str());
     }
+    if (const std::string warning = fg::backend::info().warning; !warning.empty()) {
+      std::fprintf(stderr, "warning: %s\n", warning.c_str());
+    }
     std::printf("data: %s (%s): %ld training and %ld test images\n", dir.string().c_str(),
                 fashion ? "Fashion-MNIST" : "MNIST", static_cast<long>(x_train.shape(0)),
                 static_cast<long>(x_test.shape(0)));

@@ -42,7 +42,7 @@ struct BusyNeighbour {
 
 /// Everything one run computes, as raw values: compared bit for bit across thread counts.
 struct Results {
-  std::vector<float> chain, rows, cols, product, product_t;
+  std::vector<float> chain, rows, cols, product, product_t, product_k;
   std::vector<double> product_d;
   float total = 0;
   bool operator==(const Results&) const = default;
@@ -59,11 +59,15 @@ Results compute(std::uint32_t seed) {
   auto w = fgtest::random_tensor<float, 2>(fg::Shape<2>({333, 130}), rng, -1.0, 1.0);
   fg::Tensor<float, 2> product = fg::matmul(m, w);
   fg::Tensor<float, 2> product_t = fg::matmul(fg::transpose(m), m);  // (333, 333), k = 515
+  // A weight gradient's shape: few rows, a long k, both operands read transposed or not.
+  auto x = fgtest::random_tensor<float, 2>(fg::Shape<2>({2100, 300}), rng, -1.0, 1.0);
+  auto g = fgtest::random_tensor<float, 2>(fg::Shape<2>({64, 2100}), rng, -1.0, 1.0);
+  fg::Tensor<float, 2> product_k = fg::matmul(fg::transpose(x), fg::transpose(g));  // (300, 64), k = 2100
   auto md = fgtest::random_tensor<double, 2>(fg::Shape<2>({700, 300}), rng, -1.0, 1.0);
   auto wd = fgtest::random_tensor<double, 2>(fg::Shape<2>({300, 90}), rng, -1.0, 1.0);
   fg::Tensor<double, 2> product_d = fg::matmul(md, wd);
   return {chain.to_vector(), rows.to_vector(), cols.to_vector(), product.to_vector(), product_t.to_vector(),
-          product_d.to_vector(), total.item()};
+          product_k.to_vector(), product_d.to_vector(), total.item()};
 }
 
 TEST_CASE("threads: the thread count is a setting, at least 1", "[threads][errors]") {
@@ -132,6 +136,28 @@ TEST_CASE("threads: kernels from two user threads at once are both right", "[thr
   other.join();
   CHECK(got5 == want5);
   CHECK(got7 == want7);
+}
+
+TEST_CASE("host GEMM: the provider runs kernels fit for this CPU and says which", "[threads][matmul]") {
+  const fg::BackendInfo info = fg::backend::info();
+  INFO(info.gemm << " / " << info.gemm_kernel << " / " << info.warning);
+  CHECK(!info.device.empty());
+  CHECK(!info.gemm.empty());
+  CHECK(fg::backend::describe().find(info.gemm_kernel) != std::string::npos);
+#if defined(FG_HAVE_DNNL)
+  CHECK(info.gemm.rfind("oneDNN ", 0) == 0);
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  // Checked at run time against the CPU, not taken on trust: a CPU with AVX-512 gets AVX-512
+  // kernels, one with AVX2 at least AVX2 ones.
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq")) {
+    CHECK(info.gemm_kernel.rfind("avx512_core", 0) == 0);
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    CHECK((info.gemm_kernel.rfind("avx2", 0) == 0 || info.gemm_kernel.rfind("avx512", 0) == 0));
+  }
+#endif
+  CHECK(info.warning.empty());
+#endif
 }
 
 }  // namespace test_threads

@@ -162,7 +162,7 @@ for prefix, n in (("train", 60000), ("t10k", 10000)):
 PY
   echo "data: ${data:-none} (the bundle has no Fashion-MNIST)"
 fi
-export FG_BENCH_TORCH_SCRIPT="$here/mlp_train_torch.py"
+export FG_BENCH_TORCH_DIR="$here"
 
 # ---- the steps (budgets in seconds; they add up to 455) ----
 tests="$bin/fusegrad_tests_cuda"
