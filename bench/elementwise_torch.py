@@ -7,9 +7,9 @@ bench/contention.sh runs it beside fusegrad under the same load.
 Prints:  RESULT n=<n> ms=<median ms per evaluation> gbs=<20n bytes / median time / 1e9>
 """
 import argparse
-import statistics
 import sys
-import time
+
+from torch_timing import median_seconds
 
 
 def main():
@@ -31,16 +31,7 @@ def main():
     def run():
         torch.sub(x[0] * x[1] + x[2] * 2, torch.relu(x[3]), out=out)
 
-    for _ in range(3):
-        run()
-    samples, spent = [], 0.0
-    while len(samples) < 7 or spent < a.budget:
-        t0 = time.perf_counter()
-        run()
-        t = time.perf_counter() - t0
-        samples.append(t)
-        spent += t
-    med = statistics.median(samples)
+    med = median_seconds(run, a.budget)
     print(f"RESULT n={n} ms={med * 1e3:.3f} gbs={20.0 * n / med / 1e9:.2f}", flush=True)
     return 0
 

@@ -7,9 +7,9 @@ shapes, transposes and thread count. bench_gemm runs this script itself (--torch
 Prints one line per shape:  RESULT shape=<key> gflops=<2mnk / median seconds / 1e9>
 """
 import argparse
-import statistics
 import sys
-import time
+
+from torch_timing import median_seconds
 
 
 def main():
@@ -33,21 +33,8 @@ def main():
         A = A.t() if ops[0] == "T" else A
         B = B.t() if ops[1] == "T" else B
         out = torch.empty(m, n)
-        for _ in range(3):
-            torch.matmul(A, B, out=out)
-        t0 = time.perf_counter()
-        torch.matmul(A, B, out=out)
-        once = max(time.perf_counter() - t0, 1e-7)
-        inner = max(1, int(2e-3 / once))
-        samples, spent = [], 0.0
-        while len(samples) < 7 or spent < a.budget:
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                torch.matmul(A, B, out=out)
-            t = time.perf_counter() - t0
-            samples.append(t / inner)
-            spent += t
-        print(f"RESULT shape={key} gflops={2.0 * m * n * k / statistics.median(samples) / 1e9:.3f}", flush=True)
+        seconds = median_seconds(lambda: torch.matmul(A, B, out=out), a.budget)
+        print(f"RESULT shape={key} gflops={2.0 * m * n * k / seconds / 1e9:.3f}", flush=True)
     return 0
 
 

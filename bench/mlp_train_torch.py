@@ -11,9 +11,9 @@ Prints one line per batch size:
 Kernels per step are counted with torch.profiler (CUDA kernels only; -1 on the CPU).
 """
 import argparse
-import statistics
 import sys
-import time
+
+from torch_timing import median_seconds
 
 
 def main():
@@ -56,26 +56,8 @@ def main():
         return step
 
     def time_steps(step, x, y):
-        for _ in range(5):  # warm-up (and, compiled, the captures)
-            step(x, y)
-        sync()
-        t0 = time.perf_counter()
-        step(x, y)
-        sync()
-        once = max(time.perf_counter() - t0, 1e-6)
-        inner = max(1, int(2e-3 / once))
-        samples, spent = [], 0.0
-        while len(samples) < 10 or spent < a.budget:
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                step(x, y)
-            sync()
-            t = time.perf_counter() - t0
-            samples.append(t / inner)
-            spent += t
-            if len(samples) > 2000:
-                break
-        return statistics.median(samples) * 1e3
+        # 5 warm-up steps (and, compiled, the captures)
+        return median_seconds(lambda: step(x, y), a.budget, min_samples=10, warmup=5, sync=sync) * 1e3
 
     def count_kernels(step, x, y):
         if a.device != "cuda":
