@@ -33,8 +33,8 @@ auto binary(const Op& op, const A& a, const B& b) {
 template <class Op, class E>
 auto float_unary(const E& e) {
   static_assert(std::is_floating_point_v<typename node_t<E>::value_type>,
-                "element-wise math (exp, log, log1p, sqrt, rsqrt, sin, cos, tanh, sigmoid, pow) "
-                "needs a floating-point operand; convert integers first with fg::cast<float>(e)");
+                "element-wise math (exp, log, log1p, sqrt, rsqrt, sin, cos, tanh, sigmoid, gelu, "
+                "silu, pow) needs a floating-point operand; convert integers first with fg::cast<float>(e)");
   return make_map(Op::name, Op{}, as_node(e));
 }
 
@@ -85,6 +85,10 @@ template <tensor_expression E> auto sin(const E& e) { return detail::float_unary
 template <tensor_expression E> auto cos(const E& e) { return detail::float_unary<ops::cos>(e); }
 template <tensor_expression E> auto tanh(const E& e) { return detail::float_unary<ops::tanh>(e); }
 template <tensor_expression E> auto sigmoid(const E& e) { return detail::float_unary<ops::sigmoid>(e); }
+/// Activations: gelu(x) = x Φ(x) (exact, erf), gelu_tanh(x) (GPT-2's tanh form), silu(x) = x σ(x).
+template <tensor_expression E> auto gelu(const E& e) { return detail::float_unary<ops::gelu>(e); }
+template <tensor_expression E> auto gelu_tanh(const E& e) { return detail::float_unary<ops::gelu_tanh>(e); }
+template <tensor_expression E> auto silu(const E& e) { return detail::float_unary<ops::silu>(e); }
 // clang-format on
 
 /// x^p element-wise for a number p.

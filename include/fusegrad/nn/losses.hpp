@@ -1,14 +1,15 @@
-// fusegrad/nn/losses.hpp — losses and the softmax family, stable and with fused gradients.
+// fusegrad/nn/losses.hpp — losses, stable and with fused gradients.
 //
 //   cross_entropy(z, y)  per-row -log softmax(z)[y] = logsumexp(z) - z[y]   (N, C), (N) -> (N)
 //   mse(p, t)            per-row ½ Σ_j (p_j - t_j)²                           (N, C), (N, C) -> (N)
-//   log_softmax(z, a)    z - logsumexp(z, a)         softmax(z, a) = exp(log_softmax(z, a))
 //   one_hot<T>(y, C)     1 where j == y_i, else 0                             (N) -> (N, C)
 //
 // cross_entropy is one node with one rule: d/dz = g · (softmax(z) - onehot(y)), computed as
 // e^(z - logsumexp(z)) from the saved row log-sum-exp, so no exponential of a large logit is ever
-// taken, and the gradient is a single element-wise kernel. The others are built from primitives
-// and differentiated by their rules. Labels outside [0, C) give NaN (device code cannot throw;
+// taken, and the gradient is a single element-wise kernel. The log-sum-exp is formed in double
+// (ops::logsumexp_wide) and z - logsumexp(z) is taken in double, so loss and gradient keep float's
+// precision for logits far from zero (softmax and log_softmax: nn/softmax.hpp). The others are
+// built from primitives and differentiated by their rules. Labels outside [0, C) give NaN (device code cannot throw;
 // check labels when they are loaded).
 #pragma once
 
@@ -44,7 +45,8 @@ struct CrossEntropy : ExprBase<CrossEntropy<X, L, S>> {
     Shape<X::rank> xi;
     FG_UNROLL for (int i = 0; i < rank; ++i) { xi[i] = index[i]; }
     xi[rank] = y;
-    return lse.at(index) - x.at(xi);
+    return static_cast<value_type>(static_cast<double>(lse.at(index)) -
+                                   static_cast<double>(x.at(xi)));
   }
   bool linear() const { return false; }
   template <class Plan>
@@ -80,7 +82,8 @@ struct CrossEntropyGrad : ExprBase<CrossEntropyGrad<G, X, L, S>> {
     if (y < 0 || y >= extents[rank - 1]) {
       return std::numeric_limits<value_type>::quiet_NaN();
     }
-    const value_type p = ops::exp{}(x.at(index) - lse.at(row));
+    const value_type p = ops::exp{}(static_cast<value_type>(static_cast<double>(x.at(index)) -
+                                                            static_cast<double>(lse.at(row))));
     return static_cast<value_type>(g.at(row)) * (index[rank - 1] == y ? p - value_type(1) : p);
   }
   bool linear() const { return false; }
@@ -153,7 +156,7 @@ auto cross_entropy(const Z& logits, const Y& labels) {
     throw shape_error("cross_entropy: logits " + to_string(xs) + " and labels " + to_string(ys) +
                       " do not match (one label per row of logits)");
   }
-  auto lse = detail::reduce_axis<ops::logsumexp, false>(x, X::rank - 1);
+  auto lse = detail::reduce_axis<ops::logsumexp_wide, false>(x, X::rank - 1);
   return CrossEntropy<X, L, decltype(lse)>{{}, x, y, lse, rows, xs[X::rank - 1]};
 }
 
@@ -164,18 +167,6 @@ auto mse(const P& pred, const T& target) {
   static_assert(node_t<P>::rank >= 1, "mse: needs predictions of rank 1 or more");
   using V = typename node_t<P>::value_type;
   return sum(V(0.5) * square(pred - target), -1);
-}
-
-/// log softmax(x) along `axis` (default: the last): x - logsumexp(x, axis).
-template <tensor_expression E>
-auto log_softmax(const E& x, int axis = -1) {
-  return as_node(x) - logsumexp(x, axis, keepdims);
-}
-
-/// softmax(x) along `axis` (default: the last), computed as exp(log_softmax(x)): no overflow.
-template <tensor_expression E>
-auto softmax(const E& x, int axis = -1) {
-  return exp(log_softmax(x, axis));
 }
 
 /// One-hot rows of dtype T: result[..., j] = 1 where j == labels[...], else 0.
@@ -203,7 +194,8 @@ auto record(const CrossEntropy<X, L, S>& ce, Tp& tape) {
   auto x = record(ce.x, tape);
   auto y = record(ce.labels, tape);
   // The row log-sum-exp is a value the fused rule reads; no gradient flows into it.
-  auto lse = tape.template save<false>(Reduce<ops::logsumexp, decltype(x), X::rank - 1>{{}, x, X::rank - 1, ce.extents});
+  auto lse = tape.template save<false>(
+      Reduce<ops::logsumexp_wide, decltype(x), X::rank - 1>{{}, x, X::rank - 1, ce.extents});
   return CrossEntropy<decltype(x), decltype(y), decltype(lse)>{{}, x, y, lse, ce.extents, ce.classes};
 }
 template <class X, class L, class S, class Tp>

@@ -1,7 +1,10 @@
 // fusegrad/ops/math.hpp — unary math op functors: exp log log1p sqrt rsqrt sin cos tanh sigmoid
-// relu abs square pow(x, p).
+// relu abs square pow(x, p), and the activations of transformers: gelu (erf), gelu_tanh, silu.
 //
 // Device code calls CUDA's math functions, host code <cmath>; both in the argument's own precision.
+// They live in `ops::scalar`, a namespace that holds no types: argument-dependent lookup from an
+// expression type (whose op functors live in ops and ops::detail) never finds them, so user code
+// `exp(maximum(a, b))` under `using namespace fusegrad` is not ambiguous.
 // Each op's derivative `partial<I>(x)` sits beside its value (see ops/arith.hpp); an op whose
 // derivative selects rather than scales also gives `vjp<I>(g, x)` = g · partial, as a select.
 #pragma once
@@ -14,7 +17,7 @@
 
 namespace fusegrad::ops {
 
-namespace detail {
+namespace scalar {
 #if defined(__CUDA_ARCH__)
 #define FG_MATH_DISPATCH(fn, x) \
   if constexpr (std::is_same_v<decltype(x), float>) { return ::fn##f(x); } else { return ::fn(x); }
@@ -29,6 +32,7 @@ template <class T> FG_HOST_DEVICE T sin(T x) { FG_MATH_DISPATCH(sin, x); }
 template <class T> FG_HOST_DEVICE T cos(T x) { FG_MATH_DISPATCH(cos, x); }
 template <class T> FG_HOST_DEVICE T tanh(T x) { FG_MATH_DISPATCH(tanh, x); }
 template <class T> FG_HOST_DEVICE T fabs(T x) { FG_MATH_DISPATCH(fabs, x); }
+template <class T> FG_HOST_DEVICE T erfc(T x) { FG_MATH_DISPATCH(erfc, x); }
 template <class T> FG_HOST_DEVICE T pow(T x, T p) {
 #if defined(__CUDA_ARCH__)
   if constexpr (std::is_same_v<T, float>) { return ::powf(x, p); } else { return ::pow(x, p); }
@@ -37,7 +41,7 @@ template <class T> FG_HOST_DEVICE T pow(T x, T p) {
 #endif
 }
 #undef FG_MATH_DISPATCH
-}  // namespace detail
+}  // namespace scalar
 
 /// A unary op that only makes sense on floating-point values.
 template <class T>
@@ -45,46 +49,46 @@ concept float_math = std::is_floating_point_v<T>;
 
 struct exp {
   static constexpr const char* name = "exp";
-  template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::exp(x); }
-  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return detail::exp(x); }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return scalar::exp(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return scalar::exp(x); }
 };
 struct log {
   static constexpr const char* name = "log";
-  template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::log(x); }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return scalar::log(x); }
   template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return T(1) / x; }
 };
 struct log1p {
   static constexpr const char* name = "log1p";
-  template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::log1p(x); }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return scalar::log1p(x); }
   template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return T(1) / (T(1) + x); }
 };
 struct sqrt {
   static constexpr const char* name = "sqrt";
-  template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::sqrt(x); }
-  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return T(0.5) / detail::sqrt(x); }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return scalar::sqrt(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return T(0.5) / scalar::sqrt(x); }
 };
 struct rsqrt {
   static constexpr const char* name = "rsqrt";
-  template <class T> FG_HOST_DEVICE T operator()(T x) const { return T(1) / detail::sqrt(x); }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return T(1) / scalar::sqrt(x); }
   template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
-    return T(-0.5) / (x * detail::sqrt(x));
+    return T(-0.5) / (x * scalar::sqrt(x));
   }
 };
 struct sin {
   static constexpr const char* name = "sin";
-  template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::sin(x); }
-  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return detail::cos(x); }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return scalar::sin(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return scalar::cos(x); }
 };
 struct cos {
   static constexpr const char* name = "cos";
-  template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::cos(x); }
-  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return -detail::sin(x); }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return scalar::cos(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const { return -scalar::sin(x); }
 };
 struct tanh {
   static constexpr const char* name = "tanh";
-  template <class T> FG_HOST_DEVICE T operator()(T x) const { return detail::tanh(x); }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return scalar::tanh(x); }
   template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
-    const T t = detail::tanh(x);
+    const T t = scalar::tanh(x);
     return T(1) - t * t;
   }
 };
@@ -92,7 +96,7 @@ struct tanh {
 struct sigmoid {
   static constexpr const char* name = "sigmoid";
   template <class T> FG_HOST_DEVICE T operator()(T x) const {
-    const T e = detail::exp(x < T(0) ? x : -x);  // e in (0, 1]
+    const T e = scalar::exp(x < T(0) ? x : -x);  // e in (0, 1]
     return x < T(0) ? e / (T(1) + e) : T(1) / (T(1) + e);
   }
   template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
@@ -113,7 +117,7 @@ struct abs {
   static constexpr const char* name = "abs";
   template <class T> FG_HOST_DEVICE T operator()(T x) const {
     if constexpr (std::is_floating_point_v<T>) {
-      return detail::fabs(x);
+      return scalar::fabs(x);
     } else {
       return x < T(0) ? T(-x) : x;
     }
@@ -140,7 +144,7 @@ struct pow {
     if (p == P(2)) {
       return x * x;
     }
-    return detail::pow(x, static_cast<T>(p));
+    return scalar::pow(x, static_cast<T>(p));
   }
   /// p x^(p-1); 0 for p = 0 (x^0 is constant, also at x = 0).
   template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
@@ -150,7 +154,44 @@ struct pow {
     if (p == P(2)) {
       return T(2) * x;
     }
-    return static_cast<T>(p) * detail::pow(x, static_cast<T>(p) - T(1));
+    return static_cast<T>(p) * scalar::pow(x, static_cast<T>(p) - T(1));
+  }
+};
+
+/// The Gaussian error linear unit x Φ(x) (PyTorch's default gelu), with Φ(x) = ½ erfc(-x / √2):
+/// no cancellation for negative x, where ½ (1 + erf(x / √2)) loses its digits.
+/// Derivative: Φ(x) + x φ(x), φ the standard normal density.
+struct gelu {
+  static constexpr const char* name = "gelu";
+  template <class T> FG_HOST_DEVICE T operator()(T x) const {
+    return T(0.5) * x * scalar::erfc(x * T(-0.70710678118654752440));
+  }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
+    const T cdf = T(0.5) * scalar::erfc(x * T(-0.70710678118654752440));
+    return cdf + x * T(0.39894228040143267794) * scalar::exp(T(-0.5) * x * x);
+  }
+};
+/// GELU's tanh approximation (GPT-2's): ½ x (1 + tanh(u)), u = √(2/π) (x + 0.044715 x³), computed
+/// as x σ(2u) (the same function; no cancellation for negative x).
+/// Derivative: σ(2u) + 2 x σ(2u) (1 - σ(2u)) √(2/π) (1 + 3 · 0.044715 x²).
+struct gelu_tanh {
+  static constexpr const char* name = "gelu_tanh";
+  template <class T> FG_HOST_DEVICE static T two_u(T x) {
+    return T(1.59576912160573071176) * (x + T(0.044715) * x * x * x);
+  }
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return x * sigmoid{}(two_u(x)); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
+    const T s = sigmoid{}(two_u(x));
+    return s + x * s * (T(1) - s) * T(1.59576912160573071176) * (T(1) + T(0.134145) * x * x);
+  }
+};
+/// The sigmoid linear unit (swish) x σ(x). Derivative: σ(x) (1 + x (1 - σ(x))).
+struct silu {
+  static constexpr const char* name = "silu";
+  template <class T> FG_HOST_DEVICE T operator()(T x) const { return x * sigmoid{}(x); }
+  template <std::size_t I, class T> FG_HOST_DEVICE T partial(T x) const {
+    const T s = sigmoid{}(x);
+    return s * (T(1) + x * (T(1) - s));
   }
 };
 

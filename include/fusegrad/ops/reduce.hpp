@@ -289,4 +289,28 @@ struct logsumexp {
   };
 };
 
+/// logsumexp with a double result: the running maximum m and scaled sum s accumulate in the
+/// operand's precision, and only the final m + log(s) is formed in double, so that x - result (a
+/// log-softmax) keeps its digits for float logits however far they sit from zero (PyTorch shifts by
+/// the row maximum for the same reason). Not exposed as a function: the softmax family and
+/// cross-entropy save it for their fused rules, which take no derivative of it.
+struct logsumexp_wide {
+  static constexpr const char* name = "logsumexp";
+  static constexpr bool needs_elements = false;
+  template <class V>
+  struct reducer : logsumexp::reducer<V> {
+    using acc_type = detail::LogSumExpAcc<V>;
+    using result_type = double;
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t) {
+      if (a.scaled_sum == V(0)) {
+        return detail::lowest<double>();
+      }
+      if (a.max != a.max || a.max == detail::highest<V>() || a.max == detail::lowest<V>()) {
+        return static_cast<double>(a.max);
+      }
+      return static_cast<double>(a.max) + log{}(static_cast<double>(a.scaled_sum));
+    }
+  };
+};
+
 }  // namespace fusegrad::ops

@@ -1,0 +1,347 @@
+// tests/test_transformer_ops.cpp — the ops of transformers: the softmax family (stable at any
+// magnitude, causally masked), gelu / gelu_tanh / silu. Values against double references written
+// here, gradients against central finite differences, kernel counts, errors and edge cases.
+#include <fusegrad/fusegrad.hpp>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/gradcheck.hpp"
+#include "support/reference.hpp"
+
+namespace test_transformer_ops {
+namespace fg = fusegrad;
+using fg::index_t;
+using fgtest::check_gradients;
+using fgtest::Dims;
+using fgtest::LaunchCounter;
+using fgtest::Ref;
+
+/// softmax (or log-softmax) of a C-order array along its last axis, in double, shifted by the row
+/// maximum; `causal` masks key j of query row i (the axis before the last) when j > i.
+Ref softmax_ref(const Ref& x, bool log, bool causal = false) {
+  Ref out(x.shape);
+  const index_t cols = x.shape.back();
+  const index_t queries = x.rank() >= 2 ? x.shape[x.shape.size() - 2] : 1;
+  for (index_t r = 0; cols > 0 && r < x.size() / cols; ++r) {
+    const index_t q = r % queries;
+    auto kept = [&](index_t j) { return !causal || j <= q; };
+    double m = -INFINITY;
+    for (index_t j = 0; j < cols; ++j) {
+      if (kept(j)) {
+        m = std::max(m, x.v[static_cast<std::size_t>(r * cols + j)]);
+      }
+    }
+    double s = 0;
+    for (index_t j = 0; j < cols; ++j) {
+      if (kept(j)) {
+        s += std::exp(x.v[static_cast<std::size_t>(r * cols + j)] - m);
+      }
+    }
+    for (index_t j = 0; j < cols; ++j) {
+      const double d = x.v[static_cast<std::size_t>(r * cols + j)] - m - std::log(s);
+      out.v[static_cast<std::size_t>(r * cols + j)] =
+          kept(j) ? (log ? d : std::exp(d)) : (log ? -INFINITY : 0.0);
+    }
+  }
+  return out;
+}
+
+template <int R>
+fg::Tensor<float, R> float_tensor(const Dims& d, const std::vector<double>& v) {
+  return fgtest::tensor_from<float, R>(fgtest::shape_of<R>(d), std::vector<float>(v.begin(), v.end()));
+}
+
+TEST_CASE("softmax family: maximum/minimum inside, also with `using namespace fusegrad`",
+          "[nn][softmax]") {
+  std::mt19937 rng(1201);
+  auto a = fgtest::random_tensor<double, 2>(Dims{3, 4}, rng);
+  auto b = fgtest::random_tensor<double, 2>(Dims{3, 4}, rng);
+  fg::Tensor<double, 2> p = fg::nn::softmax(fg::maximum(a, b));
+  fg::Tensor<double, 2> q = fg::nn::log_softmax(fg::minimum(a, b), 0);
+  {
+    using namespace fusegrad;
+    fg::Tensor<double, 2> e = exp(maximum(a, b)) + log(abs(minimum(a, b)) + 1.0);
+    const Ref want = fgtest::map2(fgtest::ref_of(a), fgtest::ref_of(b), [](double x, double y) {
+      return std::exp(std::max(x, y)) + std::log(std::abs(std::min(x, y)) + 1.0);
+    });
+    CHECK(fgtest::compare(e, want, 1e-15, 0) == "");
+  }
+  const Ref mx = fgtest::map2(fgtest::ref_of(a), fgtest::ref_of(b), [](double x, double y) { return std::max(x, y); });
+  CHECK(fgtest::compare(p, softmax_ref(mx, false), 1e-14, 0) == "");
+  const Ref mn = fgtest::map2(fgtest::ref_of(a), fgtest::ref_of(b), [](double x, double y) { return std::min(x, y); });
+  CHECK(fgtest::compare(q, fgtest::transpose(softmax_ref(fgtest::transpose(mn), true)), 1e-14, 1e-15) == "");
+}
+
+TEST_CASE("softmax family: float logits far from zero keep float's precision", "[nn][softmax][stability]") {
+  const std::vector<double> base = {0.5, -1, 1.5, 0, 2, -0.5};
+  const std::vector<int> label_values = {2, 0};
+  const auto labels = fgtest::tensor_from<int, 1>(fg::Shape<1>({2}), label_values);
+  for (const double offset : {0.0, 5000.0, -5000.0, 1e4, -1e4}) {
+    for (const double scale : {1.0, 30.0, 1e4}) {
+      INFO("logits * " << scale << " + " << offset);
+      std::vector<double> v(base.size());
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        v[i] = static_cast<double>(static_cast<float>(base[i] * scale + offset));  // exact floats
+      }
+      const Ref x(Dims{2, 3}, v);
+      auto z = float_tensor<2>(x.shape, v);
+      // Values: softmax and log-softmax against double, a few float roundings.
+      const Ref sm = softmax_ref(x, false), lsm = softmax_ref(x, true);
+      CHECK(fgtest::compare(fg::Tensor<float, 2>(fg::nn::softmax(z)), sm, 4e-7, 1e-37) == "");
+      CHECK(fgtest::compare(fg::Tensor<float, 2>(fg::nn::log_softmax(z)), lsm, 4e-7, 1e-6) == "");
+      // Cross-entropy: the loss and its gradient softmax - onehot, over the mean of two rows.
+      double want_loss = 0;
+      Ref want_grad = sm;
+      for (int r = 0; r < 2; ++r) {
+        want_loss -= lsm.v[static_cast<std::size_t>(r * 3 + label_values[r])] / 2;
+        for (int j = 0; j < 3; ++j) {
+          auto& g = want_grad.v[static_cast<std::size_t>(r * 3 + j)];
+          g = (g - (j == label_values[r] ? 1.0 : 0.0)) / 2;
+        }
+      }
+      const auto loss = fg::mean(fg::nn::cross_entropy(z, labels));
+      auto [value, grads] = fg::value_and_grad(loss, z);
+      CHECK(std::abs(value.item() - want_loss) <= 4e-7 * want_loss + 1e-7);
+      CHECK(fgtest::compare(std::get<0>(grads), want_grad, 1e-6, 1e-7) == "");
+      // The same through log_softmax and softmax (their own fused rules).
+      const auto nll = -fg::mean(fg::sum(fg::nn::log_softmax(z) * fg::nn::one_hot<float>(labels, 3), 1));
+      auto [value2, grads2] = fg::value_and_grad(nll, z);
+      CHECK(std::abs(value2.item() - want_loss) <= 4e-7 * want_loss + 1e-7);
+      CHECK(fgtest::compare(std::get<0>(grads2), want_grad, 1e-6, 1e-7) == "");
+    }
+  }
+  // The figure: + 5000 gives 1.28413656 (float32 rounding of the exact 1.284136561...).
+  std::vector<float> v(base.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    v[i] = static_cast<float>(base[i]) + 5000.f;
+  }
+  const auto z = fgtest::tensor_from<float, 2>(fg::Shape<2>({2, 3}), v);
+  CHECK(std::abs(fg::mean(fg::nn::cross_entropy(z, labels)).item() - 1.28413656) < 2e-7);
+}
+
+TEST_CASE("softmax family: a shift shared by equal logits has gradient 0", "[nn][softmax][stability]") {
+  // logits = 300 · w over two equal columns: d loss / d w = 300 (Σ_j p_j - 1) = 0 exactly; a
+  // log-sum-exp rounded at 300 gave -0.00873 before.
+  fg::Tensor<float, 2> x = fgtest::filled<float, 2>(fg::Shape<2>({2, 2}), 300.f);
+  fg::Tensor<float, 1> w = fgtest::filled<float, 1>(fg::Shape<1>({1}), 1.f);
+  const auto labels = fgtest::tensor_from<int, 1>(fg::Shape<1>({2}), std::vector<int>{0, 1});
+  auto [g1] = fg::grad(fg::mean(fg::nn::cross_entropy(x * w, labels)), w);
+  auto [g2] = fg::grad(-fg::sum(fg::nn::log_softmax(x * w) * fg::nn::one_hot<float>(labels, 2)), w);
+  auto [g3] = fg::grad(fg::sum(fg::nn::softmax(x * w) * 3.f), w);
+  for (const auto& g : {g1.item(), g2.item(), g3.item()}) {
+    CHECK(std::abs(g) <= 300 * 4 * std::numeric_limits<float>::epsilon());
+  }
+  CHECK(fg::Tensor<float, 2>(fg::nn::softmax(x * w)).to_vector() == std::vector<float>(4, 0.5f));
+}
+
+TEST_CASE("softmax family: NaN, infinities and empty tensors", "[nn][softmax][edge]") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const auto x = fgtest::tensor_from<float, 2>(fg::Shape<2>({3, 3}),
+                                               std::vector<float>{-inf, 0, 1, 2, nan, 0, -inf, -inf, -inf});
+  const auto p = fg::Tensor<float, 2>(fg::nn::softmax(x)).to_vector();
+  CHECK(p[0] == 0.f);
+  CHECK(std::abs(p[1] - 1 / (1 + std::exp(1.f))) < 1e-7);
+  for (int i = 3; i < 9; ++i) {
+    CHECK(std::isnan(p[static_cast<std::size_t>(i)]));  // a NaN poisons its row; a row of -inf has no softmax
+  }
+  const auto lp = fg::Tensor<float, 2>(fg::nn::log_softmax(x)).to_vector();
+  CHECK(lp[0] == -inf);
+  for (const Dims& d : {Dims{0, 4}, Dims{4, 0}, Dims{0, 0}}) {
+    fg::Tensor<float, 2> e(fgtest::shape_of<2>(d));
+    LaunchCounter count;
+    fg::Tensor<float, 2> s = fg::nn::softmax(e, -1, fg::nn::causal);
+    CHECK(s.shape() == e.shape());
+    auto [ge] = fg::grad(fg::sum(fg::nn::log_softmax(e)), e);
+    CHECK(ge.shape() == e.shape());
+  }
+}
+
+TEST_CASE("causal softmax: values, gradients, one mask for any shape", "[nn][softmax][causal]") {
+  std::mt19937 rng(1202);
+  for (const Dims& d : {Dims{2, 3, 5, 5}, Dims{1, 1, 1, 1}, Dims{2, 1, 4, 7}, Dims{1, 2, 6, 3}}) {
+    INFO("shape " << fgtest::dims_str(d));
+    auto x = fgtest::random_double<4>(d, rng, -4, 4);
+    const Ref scaled = fgtest::map1(fgtest::ref_of(x), [](double v) { return v * 0.7; });
+    CHECK(fgtest::compare(fg::Tensor<double, 4>(fg::nn::softmax(x * 0.7, -1, fg::nn::causal)),
+                          softmax_ref(scaled, false, true), 1e-14, 1e-16) == "");
+    CHECK(fgtest::compare(fg::Tensor<double, 4>(fg::nn::log_softmax(x * 0.7, 3, fg::nn::causal)),
+                          softmax_ref(scaled, true, true), 1e-14, 1e-14) == "");
+    check_gradients("causal softmax", [](auto& v) {
+      return fg::sum(fg::sin(fg::nn::softmax(v * 0.7, -1, fg::nn::causal) * 3.0));
+    }, rng, x);
+    check_gradients("causal log-softmax", [](auto& v) {
+      return fg::sum(fg::sin(fg::nn::causal_fill(fg::nn::log_softmax(v, -1, fg::nn::causal), 0.0)));
+    }, rng, x);
+  }
+  auto y = fgtest::random_double<2>(Dims{5, 4}, rng);
+  check_gradients("softmax along the first axis", [](auto& v) { return fg::sum(fg::sin(fg::nn::softmax(v, 0) * 2.0)); }, rng, y);
+  check_gradients("log_softmax of a shared operand", [](auto& v) {
+    return fg::sum(fg::nn::log_softmax(v * v) * v);
+  }, rng, y);
+}
+
+TEST_CASE("causal attention as the README writes it: values and gradients", "[nn][softmax][attention]") {
+  std::mt19937 rng(1206);
+  const index_t n = 3, t = 5, d = 4;
+  auto q = fgtest::random_double<3>(Dims{n, t, d}, rng), k = fgtest::random_double<3>(Dims{n, t, d}, rng);
+  auto v = fgtest::random_double<3>(Dims{n, t, d}, rng);
+  const double scale = 1 / std::sqrt(double(d));
+  auto attention = [scale](auto& qq, auto& kk, auto& vv) {
+    using T = typename std::remove_cvref_t<decltype(qq)>::element_type;
+    return fg::matmul(fg::nn::softmax(fg::matmul(qq, fg::permute(kk, {0, 2, 1})) * T(scale), -1, fg::nn::causal), vv);
+  };
+  const Ref scores = fgtest::map1(fgtest::matmul(fgtest::ref_of(q), fgtest::permute(fgtest::ref_of(k), {0, 2, 1})),
+                                  [](double s) { return s / 2; });  // scale = 1/√4
+  const Ref want = fgtest::matmul(softmax_ref(scores, false, true), fgtest::ref_of(v));
+  CHECK(fgtest::compare(fg::Tensor<double, 3>(attention(q, k, v)), want, 1e-13, 1e-15) == "");
+  check_gradients("attention", [&](auto& a, auto& b, auto& c) { return fg::sum(fg::sin(attention(a, b, c))); }, rng, q, k, v);
+}
+
+TEST_CASE("causal softmax: launches", "[nn][softmax][causal][fusion]") {
+  std::mt19937 rng(1203);
+  auto s = fgtest::random_tensor<float, 3>(Dims{4, 16, 16}, rng);
+  auto t = fgtest::random_tensor<float, 3>(Dims{4, 16, 16}, rng);
+  fg::Tensor<float, 3> out = fgtest::poisoned<float, 3>(fg::Shape<3>({4, 16, 16}));
+  LaunchCounter count;
+  out = fg::nn::softmax(s * 0.25f, -1, fg::nn::causal);
+  CHECK(count.launches() == 2);  // the row log-sum-exp; the masked, scaled exponentials
+  count.restart();
+  auto [value, grads] = fg::value_and_grad(fg::sum(fg::nn::softmax(s * 0.25f, -1, fg::nn::causal) * t), s);
+  // Forward: the row log-sum-exp, the fused loss sum. Backward: Σ g y per row; dx.
+  CHECK(count.launches() == 4);
+  (void)value;
+  (void)grads;
+}
+
+TEST_CASE("causal softmax: errors", "[nn][softmax][causal][errors]") {
+  fg::Tensor<float, 3> s(fg::Shape<3>({2, 3, 3}));
+  const auto msg = fgtest::thrown_message<fg::shape_error>([&] { (void)fg::nn::softmax(s, 1, fg::nn::causal); });
+  CHECK(msg.find("softmax") != std::string::npos);
+  CHECK(msg.find("last axis") != std::string::npos);
+  CHECK(msg.find("[2, 3, 3]") != std::string::npos);
+  CHECK(fgtest::thrown_message<fg::shape_error>([&] { (void)fg::nn::log_softmax(s, 3); }).find("log_softmax") !=
+        std::string::npos);
+}
+
+// The references avoid 1 + erf(t) and 1 + tanh(t), which cancel for negative t even in double.
+double gelu_ref(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
+double gelu_tanh_ref(double x) {
+  return x / (1 + std::exp(-2 * std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+double silu_ref(double x) { return x / (1 + std::exp(-x)); }
+
+TEST_CASE("gelu, gelu_tanh, silu: values and gradients", "[nn][activations]") {
+  std::mt19937 rng(1204);
+  std::vector<double> v = {0, -0.0, 1, -1, 3, -3, 8, -8, 30, -30, 1e4, -1e4};
+  for (int i = 0; i < 52; ++i) {
+    v.push_back(std::uniform_real_distribution<double>(-6, 6)(rng));
+  }
+  const Dims d{8, 8};
+  const auto xd = fgtest::tensor_from<double, 2>(fg::Shape<2>({8, 8}), v);
+  const auto xf = float_tensor<2>(d, v);
+  const Ref x(d, v), xr = fgtest::ref_of(xf);  // xr: the float-rounded inputs
+  CHECK(fgtest::compare(fg::Tensor<double, 2>(fg::gelu(xd)), fgtest::map1(x, gelu_ref), 1e-12, 1e-300) == "");
+  CHECK(fgtest::compare(fg::Tensor<double, 2>(fg::gelu_tanh(xd)), fgtest::map1(x, gelu_tanh_ref), 1e-15, 1e-300) == "");
+  CHECK(fgtest::compare(fg::Tensor<double, 2>(fg::silu(xd)), fgtest::map1(x, silu_ref), 1e-15, 1e-300) == "");
+  CHECK(fgtest::compare(fg::Tensor<float, 2>(fg::gelu(xf)), fgtest::map1(xr, gelu_ref), 4e-6, 1e-37) == "");
+  CHECK(fgtest::compare(fg::Tensor<float, 2>(fg::gelu_tanh(xf)), fgtest::map1(xr, gelu_tanh_ref), 4e-6, 1e-37) == "");
+  CHECK(fgtest::compare(fg::Tensor<float, 2>(fg::silu(xf)), fgtest::map1(xr, silu_ref), 6e-7, 1e-37) == "");
+  // (For negative x both forms are ill-conditioned in their argument: Φ(x) = ½ erfc(-x/√2) has
+  // condition number ~x², so rounding x/√2 costs up to 64 · 2⁻²⁴ ≈ 4e-6 relative at x = -8 (1e-14
+  // in double, 1e-13 at x = -30); σ(2u) costs |2u| ≈ 49 roundings there.)
+  // Published values: GELU(1) = 0.8413447460685429, tanh form 0.8411919906082768.
+  CHECK(std::abs(fg::gelu(xd).to_vector()[2] - 0.8413447460685429) < 1e-15);
+  CHECK(std::abs(fg::gelu_tanh(xd).to_vector()[2] - 0.8411919906082768) < 1e-15);
+  auto y = fgtest::random_double<2>(Dims{7, 9}, rng, -5, 5);
+  check_gradients("gelu", [](auto& t) { return fg::sum(fg::sin(fg::gelu(t))); }, rng, y);
+  check_gradients("gelu_tanh", [](auto& t) { return fg::sum(fg::sin(fg::gelu_tanh(t))); }, rng, y);
+  check_gradients("silu", [](auto& t) { return fg::sum(fg::sin(fg::silu(t) * t)); }, rng, y);
+  // One kernel for the activation and its gradient chain.
+  auto f = fgtest::random_tensor<float, 2>(Dims{33, 17}, rng);
+  LaunchCounter count;
+  auto [g] = fg::grad(fg::sum(fg::gelu_tanh(f * 2.f + 1.f)), f);
+  CHECK(count.launches() == 2);
+  (void)g;
+}
+
+}  // namespace test_transformer_ops
+
+namespace test_transformer_ops {
+
+/// Whether dropout keeps element `position` under `seed`: the documented mask, computed here.
+bool kept_ref(index_t position, std::uint64_t seed, float p) {
+  const auto w = fg::FG_BACKEND_NS::detail::Philox::generate(static_cast<std::uint64_t>(position), seed);
+  return static_cast<float>(w.c[0] >> 8) * (1.0f / 16777216.0f) >= p;
+}
+
+TEST_CASE("dropout: the documented mask, rescaled, regenerated in the backward pass", "[nn][dropout]") {
+  std::mt19937 rng(1205);
+  auto x = fgtest::random_tensor<float, 3>(Dims{3, 50, 40}, rng);
+  auto t = fgtest::random_tensor<float, 3>(Dims{3, 50, 40}, rng);
+  const auto xv = x.to_vector();
+  for (const double p : {0.0, 0.1, 0.5, 0.9, 1.0}) {
+    INFO("p = " << p);
+    const std::uint64_t seed = 77 + static_cast<std::uint64_t>(p * 10);
+    fg::Tensor<float, 3> y = fgtest::poisoned<float, 3>(x.shape());
+    LaunchCounter count;
+    y = fg::nn::dropout(x * 2.f, p, seed);
+    CHECK(count.launches() == 1);
+    const auto yv = y.to_vector();
+    const float scale = p < 1 ? static_cast<float>(1 / (1 - p)) : 0.f;
+    std::size_t kept = 0, wrong = 0;
+    for (std::size_t i = 0; i < yv.size(); ++i) {
+      const bool k = kept_ref(static_cast<index_t>(i), seed, static_cast<float>(p));
+      kept += k;
+      wrong += yv[i] != (k ? (xv[i] * 2.f) * scale : 0.f);
+    }
+    CHECK(wrong == 0);
+    // The kept fraction is binomial: within 5 standard deviations of 1 - p.
+    const double n = static_cast<double>(yv.size());
+    CHECK(std::abs(static_cast<double>(kept) / n - (1 - p)) <= 5 * std::sqrt(p * (1 - p) / n) + 1e-12);
+    // The gradient: the same mask and scale on the upstream gradient, bit for bit.
+    count.restart();
+    auto [g] = fg::grad(fg::sum(fg::nn::dropout(x * 2.f, p, seed) * t), x);
+    fg::Tensor<float, 3> want = fg::nn::dropout(t * 2.f, p, seed);
+    CHECK(g.to_vector() == want.to_vector());
+  }
+  // A strided operand gets the mask of its logical position; another seed, another mask.
+  fg::Tensor<float, 2> a = fg::nn::dropout(fg::transpose(fg::reshape(fg::slice(x, 0, 0, 1), {50, 40})), 0.5, 3);
+  const auto av = a.to_vector();  // (40, 50): a[i, j] = x[0, j, i] · 2 where kept(i · 50 + j)
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < 40; ++i) {
+    for (std::size_t j = 0; j < 50; ++j) {
+      const float want = kept_ref(static_cast<index_t>(i * 50 + j), 3, 0.5f) ? xv[j * 40 + i] * 2.f : 0.f;
+      wrong += av[i * 50 + j] != want;
+    }
+  }
+  CHECK(wrong == 0);
+  fg::Tensor<float, 3> y1 = fg::nn::dropout(x, 0.5, 1), y2 = fg::nn::dropout(x, 0.5, 2);
+  CHECK(y1.to_vector() != y2.to_vector());
+  auto z = fgtest::random_double<2>(Dims{6, 7}, rng);
+  check_gradients("dropout", [](auto& v) { return fg::sum(fg::sin(fg::nn::dropout(v * v, 0.3, 9))); }, rng, z);
+  CHECK(fgtest::thrown_message<fg::error>([&] { (void)fg::nn::dropout(x, 1.5, 0); }).find("dropout") != std::string::npos);
+  CHECK(fgtest::thrown_message<fg::error>([&] { (void)fg::nn::dropout(x, -0.1, 0); }).find("[0, 1]") != std::string::npos);
+}
+
+TEST_CASE("WarmupCosine: nanoGPT's schedule", "[optim][schedule]") {
+  const fg::optim::WarmupCosine s{.lr = 1e-3, .min_lr = 1e-4, .warmup = 10, .decay_steps = 110};
+  CHECK(s(0) == Approx(1e-3 / 11).epsilon(1e-15));
+  CHECK(s(9) == Approx(1e-3 * 10 / 11).epsilon(1e-15));
+  CHECK(s(10) == Approx(1e-3).epsilon(1e-15));
+  CHECK(s(60) == Approx(1e-4 + 0.5 * 9e-4).epsilon(1e-14));  // halfway: cos(π/2) = 0
+  CHECK(s(110) == Approx(1e-4).epsilon(1e-14));
+  CHECK(s(5000) == 1e-4);
+  for (std::int64_t t = 10; t < 110; ++t) {
+    CHECK(s(t + 1) <= s(t));  // monotone decay
+  }
+  CHECK(fgtest::thrown_message<fg::error>([&] { (void)s(-1); }).find("WarmupCosine") != std::string::npos);
+  const fg::optim::WarmupCosine bad{.lr = 1e-3, .min_lr = 0, .warmup = 20, .decay_steps = 10};
+  CHECK(fgtest::thrown_message<fg::error>([&] { (void)bad(0); }).find("decay_steps 10") != std::string::npos);
+}
+
+}  // namespace test_transformer_ops
