@@ -200,6 +200,31 @@ TEST_CASE("causal attention as the README writes it: values and gradients", "[nn
   const Ref want = fgtest::matmul(softmax_ref(scores, false, true), fgtest::ref_of(v));
   CHECK(fgtest::compare(fg::Tensor<double, 3>(attention(q, k, v)), want, 1e-13, 1e-15) == "");
   check_gradients("attention", [&](auto& a, auto& b, auto& c) { return fg::sum(fg::sin(attention(a, b, c))); }, rng, q, k, v);
+  // The library's composite: the same numbers; non-causal against its own reference; launches.
+  CHECK(fgtest::compare(fg::Tensor<double, 3>(fg::nn::scaled_dot_product_attention(q, k, v, fg::nn::causal)), want,
+                        1e-13, 1e-15) == "");
+  CHECK(fgtest::compare(fg::Tensor<double, 3>(fg::nn::scaled_dot_product_attention(q, k, v)),
+                        fgtest::matmul(softmax_ref(scores, false), fgtest::ref_of(v)), 1e-13, 1e-15) == "");
+  auto k2 = fgtest::random_double<3>(Dims{n, t + 2, d}, rng), v2 = fgtest::random_double<3>(Dims{n, t + 2, 2}, rng);
+  check_gradients("attention, more keys than queries", [](auto& a, auto& b, auto& c) {
+    return fg::sum(fg::sin(fg::nn::scaled_dot_product_attention(a, b, c, fg::nn::causal)));
+  }, rng, q, k2, v2);
+  auto qf = fgtest::to_float(q), kf = fgtest::to_float(k), vf = fgtest::to_float(v);
+  fg::Tensor<float, 3> y = fgtest::poisoned<float, 3>(q.shape());
+  LaunchCounter count;
+  y = fg::nn::scaled_dot_product_attention(qf, kf, vf, fg::nn::causal);
+  CHECK(count.gemms() == 2);
+  CHECK(count.launches() == 4);  // 2 GEMMs; the row log-sum-exp; the probabilities (the second GEMM reads them)
+  count.restart();
+  auto [gq, gk, gv] = fg::grad(fg::sum(fg::nn::scaled_dot_product_attention(qf, kf, vf, fg::nn::causal) * vf), qf, kf, vf);
+  INFO("attention forward + backward: " << count.gemms() << " GEMMs, " << count.launches() << " kernels");
+  CHECK(count.gemms() == 6);  // forward 2; backward: d(probabilities), dv, dq, dk
+  // Forward: 2 GEMMs, log-sum-exp, probabilities, the loss sum. Backward: the upstream gradient
+  // for the GEMMs, 4 GEMMs, the softmax rule's two kernels, v's direct term (the GEMM adds onto it).
+  CHECK(count.launches() == 14);
+  const auto msg = fgtest::thrown_message<fg::shape_error>([&] { (void)fg::nn::scaled_dot_product_attention(qf, fgtest::to_float(k2), vf); });
+  CHECK(msg.find("scaled_dot_product_attention") != std::string::npos);
+  CHECK(msg.find("[3, 7, 4]") != std::string::npos);
 }
 
 TEST_CASE("causal softmax: launches", "[nn][softmax][causal][fusion]") {
@@ -342,6 +367,250 @@ TEST_CASE("WarmupCosine: nanoGPT's schedule", "[optim][schedule]") {
   CHECK(fgtest::thrown_message<fg::error>([&] { (void)s(-1); }).find("WarmupCosine") != std::string::npos);
   const fg::optim::WarmupCosine bad{.lr = 1e-3, .min_lr = 0, .warmup = 20, .decay_steps = 10};
   CHECK(fgtest::thrown_message<fg::error>([&] { (void)bad(0); }).find("decay_steps 10") != std::string::npos);
+}
+
+}  // namespace test_transformer_ops
+
+namespace test_transformer_ops {
+
+/// Layer norm of each row of the last axis, in double (two-pass moments), then · γ + β.
+Ref layer_norm_ref(const Ref& x, const Ref& gamma, const Ref& beta, double eps) {
+  Ref out(x.shape);
+  const index_t c = x.shape.back();
+  for (index_t r = 0; c > 0 && r < x.size() / c; ++r) {
+    const double* row = &x.v[static_cast<std::size_t>(r * c)];
+    double mean = 0, var = 0;
+    for (index_t j = 0; j < c; ++j) {
+      mean += row[j] / static_cast<double>(c);
+    }
+    for (index_t j = 0; j < c; ++j) {
+      var += (row[j] - mean) * (row[j] - mean) / static_cast<double>(c);
+    }
+    for (index_t j = 0; j < c; ++j) {
+      out.v[static_cast<std::size_t>(r * c + j)] =
+          (row[j] - mean) / std::sqrt(var + eps) * gamma.v[static_cast<std::size_t>(j)] + beta.v[static_cast<std::size_t>(j)];
+    }
+  }
+  return out;
+}
+
+TEST_CASE("layer_norm: values, far from zero, constant rows", "[nn][layer_norm]") {
+  std::mt19937 rng(1207);
+  for (const Dims& d : {Dims{5, 7}, Dims{2, 3, 16}, Dims{4, 1}, Dims{1, 129}}) {
+    for (const double offset : {0.0, 1e3}) {
+      INFO("shape " << fgtest::dims_str(d) << ", offset " << offset);
+      const index_t c = d.back();
+      auto x = fgtest::random_double<3>(d.size() == 3 ? d : Dims{1, d[0], d[1]}, rng, offset - 2, offset + 2);
+      auto g = fgtest::random_double<1>(Dims{c}, rng, 0.5, 1.5);
+      auto b = fgtest::random_double<1>(Dims{c}, rng);
+      const Ref want = layer_norm_ref(fgtest::ref_of(x), fgtest::ref_of(g), fgtest::ref_of(b), 1e-5);
+      fg::Tensor<double, 3> y = fgtest::poisoned<double, 3>(x.shape());
+      LaunchCounter count;
+      y = fg::nn::layer_norm(x, g, b, 1e-5);
+      CHECK(count.launches() == 2);  // the rows' moments; normalise, scale, shift
+      CHECK(fgtest::compare(y, want, 1e-9, 1e-9) == "");
+      // float: the rows' moments in float (Welford: no E[x²] - E[x]² cancellation at 1e3).
+      auto xf = fgtest::to_float(x);
+      const Ref want_f = layer_norm_ref(fgtest::ref_of(xf), fgtest::ref_of(g), fgtest::ref_of(b), 1e-5);
+      fg::Tensor<float, 3> yf = fg::nn::layer_norm(xf, fgtest::to_float(g), fgtest::to_float(b), 1e-5);
+      CHECK(fgtest::compare(yf, want_f, 0, offset == 0 ? 2e-6 : 2e-4) == "");
+    }
+  }
+  // A constant row normalises to exactly 0 (then β); a (0, C) input is empty, not an error.
+  fg::Tensor<float, 2> flat = fgtest::filled<float, 2>(fg::Shape<2>({2, 6}), 3.25f);
+  fg::Tensor<float, 2> z = fg::nn::layer_norm(flat);
+  CHECK(z.to_vector() == std::vector<float>(12, 0.f));
+  fg::Tensor<float, 2> empty(fg::Shape<2>({0, 6}));
+  fg::Tensor<float, 2> ez = fg::nn::layer_norm(empty);
+  CHECK(ez.shape() == empty.shape());
+}
+
+TEST_CASE("layer_norm: gradients and launches", "[nn][layer_norm]") {
+  std::mt19937 rng(1208);
+  auto x = fgtest::random_double<3>(Dims{2, 3, 6}, rng, -2, 3);
+  auto g = fgtest::random_double<1>(Dims{6}, rng, 0.5, 1.5);
+  auto b = fgtest::random_double<1>(Dims{6}, rng);
+  check_gradients("layer_norm affine", [](auto& v, auto& gg, auto& bb) {
+    return fg::sum(fg::sin(fg::nn::layer_norm(v, gg, bb) * 2.0));
+  }, rng, x, g, b);
+  check_gradients("layer_norm of an expression, shared operand", [](auto& v) {
+    return fg::sum(fg::nn::layer_norm(fg::tanh(v) * 3.0, 1e-3) * v);
+  }, rng, x);
+  auto xf = fgtest::random_tensor<float, 2>(Dims{32, 48}, rng);
+  auto gf = fgtest::random_tensor<float, 1>(Dims{48}, rng);
+  auto bf = fgtest::random_tensor<float, 1>(Dims{48}, rng);
+  auto tf = fgtest::random_tensor<float, 2>(Dims{32, 48}, rng);
+  LaunchCounter count;
+  auto [value, grads] = fg::value_and_grad(fg::sum(fg::nn::layer_norm(xf, gf, bf) * tf), xf, gf, bf);
+  // Forward: moments, the fused loss sum. Backward: Σh and Σh x̂ per row (one pass); dx; dγ; dβ.
+  CHECK(count.launches() == 6);
+  (void)value;
+  (void)grads;
+}
+
+TEST_CASE("layer_norm: errors and the LayerNorm layer", "[nn][layer_norm][errors]") {
+  fg::Tensor<float, 2> x(fg::Shape<2>({3, 4}));
+  fg::Tensor<float, 1> g(fg::Shape<1>({5})), b(fg::Shape<1>({4}));
+  const auto msg = fgtest::thrown_message<fg::shape_error>([&] { (void)fg::nn::layer_norm(x, g, b); });
+  CHECK(msg.find("layer_norm") != std::string::npos);
+  CHECK(msg.find("[5]") != std::string::npos);
+  CHECK(msg.find("[3, 4]") != std::string::npos);
+  CHECK(fgtest::thrown_message<fg::error>([&] { (void)fg::nn::layer_norm(x, -1.0); }).find("eps") != std::string::npos);
+  fg::nn::LayerNorm<float> ln(4);
+  CHECK(fg::nn::parameter_names(ln) == std::vector<std::string>{"weight", "bias"});
+  CHECK(ln.weight.to_vector() == std::vector<float>(4, 1.f));
+  CHECK(ln.bias.to_vector() == std::vector<float>(4, 0.f));
+  std::mt19937 rng(1209);
+  auto xr = fgtest::random_tensor<float, 2>(Dims{3, 4}, rng);
+  fg::Tensor<float, 2> y = ln(xr), want = fg::nn::layer_norm(xr);
+  CHECK(y.to_vector() == want.to_vector());
+}
+
+}  // namespace test_transformer_ops
+
+namespace test_transformer_ops {
+
+TEST_CASE("embedding: gathered rows, fused with their consumer", "[nn][embedding]") {
+  std::mt19937 rng(1210);
+  auto wte = fgtest::random_double<2>(Dims{7, 5}, rng);
+  auto wpe = fgtest::random_double<2>(Dims{3, 5}, rng);
+  const std::vector<int> idv = {3, 0, 6, 3, 3, 1};
+  const auto ids = fgtest::tensor_from<int, 2>(fg::Shape<2>({2, 3}), idv);
+  const auto pos = fgtest::tensor_from<int, 1>(fg::Shape<1>({3}), std::vector<int>{0, 1, 2});
+  fg::Tensor<double, 3> x = fgtest::poisoned<double, 3>(fg::Shape<3>({2, 3, 5}));
+  LaunchCounter count;
+  x = fg::nn::embedding(wte, ids) + fg::nn::embedding(wpe, pos);  // (2, 3, 5) + (3, 5)
+  CHECK(count.launches() == 1);
+  const auto te = wte.to_vector(), pe = wpe.to_vector(), xv = x.to_vector();
+  std::size_t wrong = 0;
+  for (std::size_t p = 0; p < 6; ++p) {
+    for (std::size_t d = 0; d < 5; ++d) {
+      wrong += xv[p * 5 + d] != te[static_cast<std::size_t>(idv[p]) * 5 + d] + pe[(p % 3) * 5 + d];
+    }
+  }
+  CHECK(wrong == 0);
+  // Ids from an expression; the gradient sums repeated ids (id 3 three times).
+  fg::Tensor<double, 3> shifted = fg::nn::embedding(wte, ids + 0);
+  CHECK(shifted.to_vector() == fg::Tensor<double, 3>(fg::nn::embedding(wte, ids)).to_vector());
+  auto w = fgtest::random_double<3>(Dims{2, 3, 5}, rng);
+  check_gradients("embedding", [&](auto& t, auto& p) {
+    using T = typename std::remove_cvref_t<decltype(t)>::element_type;
+    return fg::sum(fg::sin(fg::nn::embedding(t, ids) * fg::cast<T>(w) + fg::nn::embedding(p, pos)));
+  }, rng, wte, wpe);
+}
+
+TEST_CASE("embedding: the backward scatter-add is deterministic and exact in order", "[nn][embedding]") {
+  std::mt19937 rng(1211);
+  const index_t vocab = 13, dim = 24, n = 4096;
+  auto table = fgtest::random_tensor<float, 2>(Dims{vocab, dim}, rng);
+  auto ids = fgtest::random_tensor<int, 1>(Dims{n}, rng, 0, static_cast<double>(vocab) - 0.5);
+  auto up = fgtest::random_tensor<float, 2>(Dims{n, dim}, rng);
+  LaunchCounter count;
+  auto [g1] = fg::grad(fg::sum(fg::nn::embedding(table, ids) * up), table);
+  CHECK(count.launches() == 2);  // the forward sum; the scatter-add (one kernel over the table)
+  auto [g2] = fg::grad(fg::sum(fg::nn::embedding(table, ids) * up), table);
+  CHECK(g1.to_vector() == g2.to_vector());
+  // Against a sequential sum in float over positions in increasing order: the same bits.
+  const auto iv = ids.to_vector();
+  const auto uv = up.to_vector();
+  std::vector<float> want(static_cast<std::size_t>(vocab * dim), 0.f);
+  for (std::size_t p = 0; p < static_cast<std::size_t>(n); ++p) {
+    for (std::size_t d = 0; d < static_cast<std::size_t>(dim); ++d) {
+      want[static_cast<std::size_t>(iv[p]) * static_cast<std::size_t>(dim) + d] += uv[p * static_cast<std::size_t>(dim) + d];
+    }
+  }
+  CHECK(g1.to_vector() == want);
+}
+
+TEST_CASE("embedding: ids outside the table, the Embedding layer", "[nn][embedding][errors]") {
+  fg::nn::Embedding<float> wte(7, 4, /*seed*/ 3, 0.02f);
+  CHECK(fg::nn::parameter_names(wte) == std::vector<std::string>{"weight"});
+  const auto tv = wte.weight.to_vector();
+  double ss = 0;
+  for (const float v : tv) {
+    ss += double(v) * v;
+  }
+  CHECK(std::sqrt(ss / 28) < 0.05);  // drawn at the scale asked (0.02), not N(0, 1)
+  for (const int bad : {7, -1}) {
+    const auto ids = fgtest::tensor_from<int, 2>(fg::Shape<2>({2, 2}), std::vector<int>{0, 1, bad, 2});
+#if defined(FG_BACKEND_CUDA)
+    fg::Tensor<float, 3> x = wte(ids);
+    const auto xv = x.to_vector();
+    CHECK(std::isnan(xv[8]));  // the row of the bad id is NaN
+    CHECK(!std::isnan(xv[0]));
+#else
+    const auto msg = fgtest::thrown_message<fg::error>([&] { (void)wte(ids); });
+    CHECK(msg.find("embedding") != std::string::npos);
+    CHECK(msg.find("id " + std::to_string(bad)) != std::string::npos);
+    CHECK(msg.find("position 2") != std::string::npos);
+    CHECK(msg.find("7 rows") != std::string::npos);
+#endif
+  }
+}
+
+}  // namespace test_transformer_ops
+
+namespace test_transformer_ops {
+
+/// Gradients of the given sizes, random, and their values on the host.
+fg::Gradients<float> random_gradients(const std::vector<index_t>& sizes, std::mt19937& rng,
+                                      std::vector<std::vector<float>>& host) {
+  fg::Gradients<float> g;
+  host.clear();
+  for (const index_t n : sizes) {
+    auto t = fgtest::random_tensor<float, 1>(Dims{n}, rng, -3, 3);
+    host.push_back(t.to_vector());
+    g.push_back(std::move(t), {n});
+  }
+  return g;
+}
+
+TEST_CASE("clip_grad_norm: one reduction, one scaling launch, PyTorch's factor", "[optim][clip]") {
+  std::mt19937 rng(1212);
+  for (const std::size_t count : {std::size_t(3), std::size_t(70)}) {
+    std::vector<index_t> sizes;
+    for (std::size_t i = 0; i < count; ++i) {
+      sizes.push_back(i % 7 == 3 ? 0 : static_cast<index_t>(1 + (i * 37) % 300));
+    }
+    for (const double ratio : {0.5, 2.0}) {
+      INFO(count << " gradients, max_norm = " << ratio << " x the norm");
+      std::vector<std::vector<float>> host;
+      auto grads = random_gradients(sizes, rng, host);
+      double ss = 0;
+      for (const auto& h : host) {
+        for (const float v : h) {
+          ss += double(v) * v;
+        }
+      }
+      const double want_norm = std::sqrt(ss), max_norm = ratio * want_norm;
+      LaunchCounter count_launches;
+      const auto norm = fg::optim::clip_grad_norm(grads, max_norm);
+      CHECK(count_launches.launches() == (count <= 64 ? 2 : 5));  // 2 tables: 2 sums + the norm + 2 scalings
+      CHECK(norm.item() == Approx(want_norm).epsilon(1e-12));
+      const float factor = static_cast<float>(std::min(1.0, max_norm / (norm.item() + 1e-6)));
+      std::size_t wrong = 0;
+      for (std::size_t i = 0; i < count; ++i) {
+        const auto got = grads.flat(i).to_vector();
+        for (std::size_t j = 0; j < got.size(); ++j) {
+          wrong += got[j] != host[i][j] * factor;
+        }
+      }
+      CHECK(wrong == 0);
+    }
+  }
+  // Non-finite norms as PyTorch's default: inf scales by 0 (inf · 0 = NaN), NaN spreads everywhere.
+  std::vector<std::vector<float>> host;
+  auto grads = random_gradients({4}, rng, host);
+  grads.push_back(fgtest::tensor_from<float, 1>(fg::Shape<1>({3}), std::vector<float>{1, std::numeric_limits<float>::infinity(), 0}), {3});
+  CHECK(std::isinf(fg::optim::clip_grad_norm(grads, 1.0).item()));
+  CHECK(grads.flat(0).to_vector() == std::vector<float>(4, 0.f));
+  CHECK(std::isnan(grads.flat(1).to_vector()[1]));
+  CHECK(std::isnan(fg::optim::clip_grad_norm(grads, 1.0).item()));
+  CHECK(std::isnan(grads.flat(0).to_vector()[0]));
+  CHECK(fgtest::thrown_message<fg::error>([&] { (void)fg::optim::clip_grad_norm(grads, -1.0); }).find("max_norm") !=
+        std::string::npos);
+  fg::Gradients<float> none;
+  CHECK(fg::optim::clip_grad_norm(none, 1.0).item() == 0.0);
 }
 
 }  // namespace test_transformer_ops

@@ -57,6 +57,8 @@ class Gradients {
   /// Gradient i, flat (C order).
   const Tensor<T, 1>& flat(std::size_t i) const { return flat_[i]; }
   const T* data(std::size_t i) const { return flat_[i].data(); }
+  /// Gradient i's memory, writable (clipping scales gradients in place).
+  T* data(std::size_t i) { return flat_[i].data(); }
   index_t numel(std::size_t i) const { return flat_[i].size(); }
   /// The extents of parameter i.
   const std::vector<index_t>& dims(std::size_t i) const { return dims_[i]; }

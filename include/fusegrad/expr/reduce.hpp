@@ -81,6 +81,18 @@ auto reduce_axis(const E& e, int axis) {
   return Reduce<Op, Node, RO>{{}, node, a, out};
 }
 
+/// Prepares `r`, a node's reduction of its own operand x, given x already prepared as `px`: the
+/// reduction then reads px, so a boundary node inside x (a matmul) is computed once, not once for
+/// the reduction and once for the element-wise kernel. Anything else (a saved value) prepares as is.
+template <class S, class PX, class Plan>
+auto prepare_reduction_of(const S& r, const PX& px, Plan& plan) {
+  if constexpr (is_reduce<S>::value) {
+    return Reduce<typename S::op_type, PX, S::rank>{{}, px, r.axis, r.extents}.prepare(plan);
+  } else {
+    return r.prepare(plan);
+  }
+}
+
 }  // namespace detail
 
 // clang-format off

@@ -53,7 +53,7 @@ struct CrossEntropy : ExprBase<CrossEntropy<X, L, S>> {
   auto prepare(Plan& plan) const {
     auto px = x.prepare(plan);
     auto pl = labels.prepare(plan);
-    auto ps = lse.prepare(plan);
+    auto ps = fusegrad::FG_BACKEND_NS::detail::prepare_reduction_of(lse, px, plan);
     return CrossEntropy<decltype(px), decltype(pl), decltype(ps)>{{}, px, pl, ps, extents, classes};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {
@@ -156,7 +156,7 @@ auto cross_entropy(const Z& logits, const Y& labels) {
     throw shape_error("cross_entropy: logits " + to_string(xs) + " and labels " + to_string(ys) +
                       " do not match (one label per row of logits)");
   }
-  auto lse = detail::reduce_axis<ops::logsumexp_wide, false>(x, X::rank - 1);
+  auto lse = fusegrad::FG_BACKEND_NS::detail::reduce_axis<ops::logsumexp_wide, false>(x, X::rank - 1);
   return CrossEntropy<X, L, decltype(lse)>{{}, x, y, lse, rows, xs[X::rank - 1]};
 }
 

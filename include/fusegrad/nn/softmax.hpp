@@ -81,7 +81,7 @@ struct Softmax : ExprBase<Softmax<X, S, Log>> {
   template <class Plan>
   auto prepare(Plan& plan) const {
     auto px = x.prepare(plan);
-    auto ps = lse.prepare(plan);
+    auto ps = fusegrad::FG_BACKEND_NS::detail::prepare_reduction_of(lse, px, plan);
     return Softmax<decltype(px), decltype(ps), Log>{{}, px, ps, axis};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {

@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "fusegrad/core/config.hpp"
+#include "fusegrad/core/dtype.hpp"
 #include "fusegrad/ops/math.hpp"
 
 namespace fusegrad::ops {
@@ -313,4 +314,70 @@ struct logsumexp_wide {
   };
 };
 
+/// Two values of one element or one lane, reduced together (a reduction with two results).
+template <class V>
+struct Two {
+  V first;
+  V second;
+};
+
+/// The mean and the population variance of a lane (Welford's update, Chan's combination: no
+/// cancellation for data far from zero). Empty: NaN, NaN. Not exposed as a function: layer norm
+/// saves it; its rule takes no derivative of it.
+struct moments {
+  static constexpr const char* name = "moments";
+  static constexpr bool needs_elements = false;
+  template <class V>
+  struct reducer {
+    static_assert(std::is_floating_point_v<V>, "moments: needs a floating-point operand");
+    struct acc_type {
+      V count, mean, m2;  // m2 = Σ (x - mean)²
+    };
+    using result_type = Two<V>;  // {mean, variance}
+    FG_HOST_DEVICE static acc_type identity() { return {V(0), V(0), V(0)}; }
+    FG_HOST_DEVICE static acc_type lift(V v, index_t) { return {V(1), v, V(0)}; }
+    FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) {
+      if (b.count == V(0)) {
+        return a;
+      }
+      if (a.count == V(0)) {
+        return b;
+      }
+      const V count = a.count + b.count;
+      const V delta = b.mean - a.mean;
+      const V wb = b.count / count;
+      return {count, a.mean + delta * wb, a.m2 + b.m2 + delta * delta * a.count * wb};
+    }
+    FG_HOST_DEVICE static result_type finish(acc_type a, index_t n) {
+      if (n == 0) {
+        const V nan = std::numeric_limits<V>::quiet_NaN();
+        return {nan, nan};
+      }
+      return {a.mean, a.m2 / static_cast<V>(n)};
+    }
+  };
+};
+
+/// Sums of both values of Two<V> elements at once. Not exposed as a function: layer norm's rule
+/// reduces Σ g and Σ g x̂ in one pass with it.
+struct sum_two {
+  static constexpr const char* name = "sum";
+  static constexpr bool needs_elements = false;
+  template <class P>
+  struct reducer : detail::value_reducer<P, P> {
+    using V = decltype(P::first);
+    FG_HOST_DEVICE static P identity() { return {V(0), V(0)}; }
+    FG_HOST_DEVICE static P combine(P a, P b) { return {a.first + b.first, a.second + b.second}; }
+  };
+};
+
 }  // namespace fusegrad::ops
+
+namespace fusegrad {
+/// Two<V> is stored as the result of the two-valued reductions (moments, sum_two); it is not an
+/// element type of user tensors.
+template <class V>
+struct dtype_traits<ops::Two<V>> : dtype_info<ops::Two<V>> {
+  static constexpr const char* name = "two";
+};
+}  // namespace fusegrad

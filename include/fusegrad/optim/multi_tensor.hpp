@@ -7,7 +7,8 @@
 // back on the same stream; only the last one advances the step counter.
 //
 // Everything that changes between steps is read from device memory by the kernel: the learning
-// rate (`*lr`, double) and the step count (`*step`, int64, the number of steps taken so far).
+// rate (`*lr`, double) and the step count (`*step`, int64, the number of steps taken so far; a
+// launch with no step counter, step = nullptr, computes with t = 1).
 // Every launch computes with t = *step + 1; the last launch of a step also writes *step = t:
 //   CUDA: the last block to finish (an atomic ticket, as in backend/cuda/reduce.hpp) writes it and
 //         resets the ticket, so a captured graph replays correctly;
@@ -101,7 +102,7 @@ template <class T, int S, class Rule>
 __global__ void __launch_bounds__(multi_tensor_block)
     multi_tensor_kernel(const __grid_constant__ MultiTensorLaunch<T, S, Rule> launch) {
   const auto& table = launch.table;
-  const auto c = launch.rule.coefficients(*launch.lr, *launch.step + 1);
+  const auto c = launch.rule.coefficients(*launch.lr, launch.step != nullptr ? *launch.step + 1 : 1);
   const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
   index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < launch.total) {
@@ -141,8 +142,9 @@ void run(const MultiTensorLaunch<T, S, Rule>& launch) {
   FG_CUDA_CHECK(cudaGetLastError());
 #else
   // "Device" memory is host memory here, and the host backend runs synchronously.
-  const HostBody<T, S, Rule> body{launch.table, launch.rule,
-                                  launch.rule.coefficients(*launch.lr, *launch.step + 1)};
+  const HostBody<T, S, Rule> body{
+      launch.table, launch.rule,
+      launch.rule.coefficients(*launch.lr, launch.step != nullptr ? *launch.step + 1 : 1)};
   backend::for_each_segmented(launch.table.count, launch.table.end, body);  // one launch, as on CUDA
   if (launch.advance) {
     *launch.step += 1;

@@ -1,0 +1,61 @@
+// fusegrad/nn/attention.hpp — scaled dot-product attention, composed: two batched GEMMs around the
+// fused (causal) softmax, its backward derived by the rules of each piece.
+//
+//   scaled_dot_product_attention(q, k, v[, causal])
+//     = softmax(q kᵀ / √D [masked: key j > query i]) v      q (N, Tq, D), k (N, Tk, D), v (N, Tk, Dv)
+//
+// N is the batch of heads (B·H): a [B, H, T, D] tensor is reshaped (a view) to [B·H, T, D]. kᵀ is
+// a permuted view that reaches the GEMM as a transpose flag (no copy). Launches: forward 2 GEMMs +
+// 2 kernels (the softmax's row log-sum-exp and probabilities, mask and scale fused); backward 4
+// GEMMs + 2 kernels (the softmax rule) + what the operands' own rules need (tests/
+// test_transformer_ops.cpp counts a whole forward + backward: 6 GEMMs + 8 kernels).
+#pragma once
+
+#include <cmath>
+
+#include "fusegrad/expr/matmul.hpp"
+#include "fusegrad/expr/view.hpp"
+#include "fusegrad/nn/softmax.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS::nn {
+
+namespace detail {
+template <class Q, class K, class V>
+void check_attention(const Q& q, const K& k, const V& v) {
+  static_assert(Q::rank == 3 && K::rank == 3 && V::rank == 3,
+                "scaled_dot_product_attention: q, k and v have rank 3 (heads, tokens, features); "
+                "reshape [B, H, T, D] to [B*H, T, D]");
+  const auto qs = q.shape(), ks = k.shape(), vs = v.shape();
+  if (qs[0] != ks[0] || ks[0] != vs[0] || qs[2] != ks[2] || ks[1] != vs[1]) {
+    throw shape_error("scaled_dot_product_attention: q " + to_string(qs) + ", k " + to_string(ks) + " and v " +
+                      to_string(vs) + " do not fit (q (N, Tq, D), k (N, Tk, D), v (N, Tk, Dv))");
+  }
+}
+}  // namespace detail
+
+/// softmax(q kᵀ / √D) v over a batch of heads. Example: `auto y = fg::nn::scaled_dot_product_attention(q, k, v);`
+template <tensor_expression Q, tensor_expression K, tensor_expression V>
+auto scaled_dot_product_attention(const Q& q, const K& k, const V& v) {
+  auto qn = as_node(q);
+  auto kn = as_node(k);
+  auto vn = as_node(v);
+  detail::check_attention(qn, kn, vn);
+  using T = typename decltype(qn)::value_type;
+  const T scale = T(1) / std::sqrt(static_cast<T>(qn.shape()[2]));
+  return matmul(softmax(matmul(qn, permute(kn, {0, 2, 1})) * scale, -1), vn);
+}
+
+/// Causal attention: query i attends to keys 0..i (the mask computed from the index inside the
+/// softmax's kernels). Example: `auto y = fg::nn::scaled_dot_product_attention(q, k, v, fg::nn::causal);`
+template <tensor_expression Q, tensor_expression K, tensor_expression V>
+auto scaled_dot_product_attention(const Q& q, const K& k, const V& v, causal_t) {
+  auto qn = as_node(q);
+  auto kn = as_node(k);
+  auto vn = as_node(v);
+  detail::check_attention(qn, kn, vn);
+  using T = typename decltype(qn)::value_type;
+  const T scale = T(1) / std::sqrt(static_cast<T>(qn.shape()[2]));
+  return matmul(softmax(matmul(qn, permute(kn, {0, 2, 1})) * scale, -1, causal), vn);
+}
+
+}  // namespace fusegrad::inline FG_BACKEND_NS::nn
