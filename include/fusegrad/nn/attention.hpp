@@ -33,29 +33,30 @@ void check_attention(const Q& q, const K& k, const V& v) {
 }
 }  // namespace detail
 
-/// softmax(q kᵀ / √D) v over a batch of heads. Example: `auto y = fg::nn::scaled_dot_product_attention(q, k, v);`
-template <tensor_expression Q, tensor_expression K, tensor_expression V>
-auto scaled_dot_product_attention(const Q& q, const K& k, const V& v) {
+namespace detail {
+template <class... Mask, class Q, class K, class V>
+auto attention(const Q& q, const K& k, const V& v, Mask... mask) {
   auto qn = as_node(q);
   auto kn = as_node(k);
   auto vn = as_node(v);
-  detail::check_attention(qn, kn, vn);
+  check_attention(qn, kn, vn);
   using T = typename decltype(qn)::value_type;
   const T scale = T(1) / std::sqrt(static_cast<T>(qn.shape()[2]));
-  return matmul(softmax(matmul(qn, permute(kn, {0, 2, 1})) * scale, -1), vn);
+  return matmul(softmax(matmul(qn, permute(kn, {0, 2, 1})) * scale, -1, mask...), vn);
+}
+}  // namespace detail
+
+/// softmax(q kᵀ / √D) v over a batch of heads. Example: `auto y = fg::nn::scaled_dot_product_attention(q, k, v);`
+template <tensor_expression Q, tensor_expression K, tensor_expression V>
+auto scaled_dot_product_attention(const Q& q, const K& k, const V& v) {
+  return detail::attention(q, k, v);
 }
 
 /// Causal attention: query i attends to keys 0..i (the mask computed from the index inside the
 /// softmax's kernels). Example: `auto y = fg::nn::scaled_dot_product_attention(q, k, v, fg::nn::causal);`
 template <tensor_expression Q, tensor_expression K, tensor_expression V>
 auto scaled_dot_product_attention(const Q& q, const K& k, const V& v, causal_t) {
-  auto qn = as_node(q);
-  auto kn = as_node(k);
-  auto vn = as_node(v);
-  detail::check_attention(qn, kn, vn);
-  using T = typename decltype(qn)::value_type;
-  const T scale = T(1) / std::sqrt(static_cast<T>(qn.shape()[2]));
-  return matmul(softmax(matmul(qn, permute(kn, {0, 2, 1})) * scale, -1, causal), vn);
+  return detail::attention(q, k, v, causal);
 }
 
 }  // namespace fusegrad::inline FG_BACKEND_NS::nn

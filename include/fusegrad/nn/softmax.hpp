@@ -117,6 +117,13 @@ auto causal_node(const E& input, int axis, const char* name, typename node_t<E>:
   return CausalFill<X>{{}, x, fill};
 }
 
+/// softmax_node over causal_fill(x, -inf): masked keys get probability 0 (log: -inf).
+template <bool Log, tensor_expression E>
+auto causal_softmax_node(const E& x, int axis, const char* name) {
+  using V = typename node_t<E>::value_type;
+  return softmax_node<Log>(causal_node(x, axis, name, -std::numeric_limits<V>::infinity()), axis, name);
+}
+
 }  // namespace detail
 
 /// x where the last index j and the one before it i satisfy j <= i (a query sees itself and the
@@ -137,12 +144,10 @@ auto softmax(const E& x, int axis = -1) {
 
 /// Causal softmax along the last axis of x (…, queries, keys): key j is masked out for query i
 /// when j > i. The mask and any scale inside x fuse into both kernels.
-/// Example: `auto att = fg::nn::softmax(fg::matmul(q, fg::transpose(k)) * scale, -1, fg::nn::causal);`
+/// Example: `auto att = fg::nn::softmax(fg::matmul(q, fg::permute(k, {0, 2, 1})) * scale, -1, fg::nn::causal);`
 template <tensor_expression E>
 auto softmax(const E& x, int axis, causal_t) {
-  using V = typename node_t<E>::value_type;
-  return detail::softmax_node<false>(
-      detail::causal_node(x, axis, "softmax", -std::numeric_limits<V>::infinity()), axis, "softmax");
+  return detail::causal_softmax_node<false>(x, axis, "softmax");
 }
 
 /// log softmax(x) along `axis` (default: the last): x - logsumexp(x), formed without cancellation.
@@ -154,10 +159,7 @@ auto log_softmax(const E& x, int axis = -1) {
 /// Causal log-softmax along the last axis (masked positions are -inf).
 template <tensor_expression E>
 auto log_softmax(const E& x, int axis, causal_t) {
-  using V = typename node_t<E>::value_type;
-  return detail::softmax_node<true>(
-      detail::causal_node(x, axis, "log_softmax", -std::numeric_limits<V>::infinity()), axis,
-      "log_softmax");
+  return detail::causal_softmax_node<true>(x, axis, "log_softmax");
 }
 
 // ---- autodiff hooks (see autodiff/record.hpp and rules.hpp) --------------------------------
