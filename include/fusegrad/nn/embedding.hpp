@@ -39,13 +39,14 @@ struct EmbeddingGather : ExprBase<EmbeddingGather<Tb, Ids>> {
   Tb table;
   Ids ids;
   Shape<rank> extents;
+  index_t rows = 0;  // the table's (device code cannot ask a node for its shape)
 
   Shape<rank> shape() const { return extents; }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
     Shape<Ids::rank> position;
     FG_UNROLL for (int i = 0; i < Ids::rank; ++i) { position[i] = index[i]; }
     const auto id = static_cast<index_t>(ids.at(position));
-    if (id < 0 || id >= table.shape()[0]) {
+    if (id < 0 || id >= rows) {
       return std::numeric_limits<value_type>::quiet_NaN();
     }
     return static_cast<value_type>(table.at(Shape<2>({id, index[rank - 1]})));
@@ -55,7 +56,7 @@ struct EmbeddingGather : ExprBase<EmbeddingGather<Tb, Ids>> {
   auto prepare(Plan& plan) const {
     auto pt = table.prepare(plan);
     auto pi = ids.prepare(plan);
-    return EmbeddingGather<decltype(pt), decltype(pi)>{{}, pt, pi, extents};
+    return EmbeddingGather<decltype(pt), decltype(pi)>{{}, pt, pi, extents, rows};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {
     return table.conflicts_with(b, e, false) || ids.conflicts_with(b, e, false);
@@ -73,10 +74,10 @@ struct EmbeddingGrad : ExprBase<EmbeddingGrad<G>> {
   Leaf<std::int64_t, 1> offsets;    // (V + 1)
   Leaf<std::int64_t, 1> positions;  // (number of ids in range)
   Shape<2> extents;                 // (V, D)
+  Shape<G::rank> ids_shape;         // g's shape: the ids' shape, then D
 
   Shape<2> shape() const { return extents; }
   FG_HOST_DEVICE value_type at(const Shape<2>& index) const {
-    const auto ids_shape = g.shape();
     value_type total(0);
     const auto end = static_cast<index_t>(offsets.at(Shape<1>({index[0] + 1})));
     for (auto k = static_cast<index_t>(offsets.at(Shape<1>({index[0]}))); k < end; ++k) {
@@ -95,7 +96,7 @@ struct EmbeddingGrad : ExprBase<EmbeddingGrad<G>> {
   template <class Plan>
   auto prepare(Plan& plan) const {
     auto pg = g.prepare(plan);
-    return EmbeddingGrad<decltype(pg)>{{}, pg, offsets, positions, extents};
+    return EmbeddingGrad<decltype(pg)>{{}, pg, offsets, positions, extents, ids_shape};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {
     return g.conflicts_with(b, e, false) || offsets.conflicts_with(b, e, false) ||
@@ -152,7 +153,7 @@ auto embedding(const T& table, const I& ids) {
     out[i] = in.shape()[i];
   }
   out[Ids::rank] = tb.shape()[1];
-  return EmbeddingGather<Tb, Ids>{{}, tb, in, out};
+  return EmbeddingGather<Tb, Ids>{{}, tb, in, out, rows};
 }
 
 /// A token-embedding table (V, D) drawn from N(0, stddev²) (PyTorch's nn.Embedding: stddev 1;
@@ -179,7 +180,7 @@ template <class Tb, class Ids, class Tp>
 auto record(const EmbeddingGather<Tb, Ids>& e, Tp& tape) {
   auto t = record(e.table, tape);
   auto i = record(e.ids, tape);
-  return EmbeddingGather<decltype(t), decltype(i)>{{}, t, i, e.extents};
+  return EmbeddingGather<decltype(t), decltype(i)>{{}, t, i, e.extents, e.rows};
 }
 template <class Tb, class Ids, class Tp>
 bool depends(const EmbeddingGather<Tb, Ids>& e, const Tp& tape) {
@@ -223,7 +224,7 @@ void backprop(const EmbeddingGather<Tb, Ids>& e, const G& g, Tp& tape) {
   const auto gn = as_node(g);
   backprop(e.table,
            EmbeddingGrad<decltype(gn)>{{}, gn, tape.keep(std::move(offsets_t)), tape.keep(std::move(positions_t)),
-                                       e.table.shape()},
+                                       e.table.shape(), gn.shape()},
            tape);
 }
 

@@ -98,6 +98,7 @@ struct NormalizeGrad : ExprBase<NormalizeGrad<H, X, S, Q>> {
   S stats;
   Q sums;
   value_type eps;
+  index_t features = 0;  // C, x's last extent (device code cannot ask a node for its shape)
 
   Shape<rank> shape() const { return x.shape(); }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
@@ -106,7 +107,7 @@ struct NormalizeGrad : ExprBase<NormalizeGrad<H, X, S, Q>> {
     const auto q = sums.at(row);
     const value_type r = ops::rsqrt{}(m.second + eps);
     const value_type xhat = (static_cast<value_type>(x.at(index)) - m.first) * r;
-    const auto c = static_cast<value_type>(x.shape()[rank - 1]);
+    const auto c = static_cast<value_type>(features);
     return r * (static_cast<value_type>(h.at(index)) - (q.first + xhat * q.second) / c);
   }
   bool linear() const { return false; }
@@ -116,7 +117,8 @@ struct NormalizeGrad : ExprBase<NormalizeGrad<H, X, S, Q>> {
     auto px = x.prepare(plan);
     auto ps = stats.prepare(plan);
     auto pq = sums.prepare(plan);
-    return NormalizeGrad<decltype(ph), decltype(px), decltype(ps), decltype(pq)>{{}, ph, px, ps, pq, eps};
+    return NormalizeGrad<decltype(ph), decltype(px), decltype(ps), decltype(pq)>{{}, ph, px, ps, pq, eps,
+                                                                               features};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {
     return h.conflicts_with(b, e, false) || x.conflicts_with(b, e, false) ||
@@ -212,7 +214,8 @@ void backprop(const Normalize<X, S>& n, const G& g, Tp& tape) {
     auto sums = fusegrad::FG_BACKEND_NS::detail::reduce_axis<ops::sum_two, false>(
         Zip<decltype(h), decltype(hx)>{{}, h, hx}, X::rank - 1);
     backprop(n.x,
-             NormalizeGrad<decltype(h), X, decltype(stats), decltype(sums)>{{}, h, n.x, stats, sums, n.eps},
+             NormalizeGrad<decltype(h), X, decltype(stats), decltype(sums)>{{}, h, n.x, stats, sums, n.eps,
+                                                                            n.x.shape()[X::rank - 1]},
              tape);
   }
 }
