@@ -12,6 +12,7 @@
 #include "fusegrad/eval/factory.hpp"
 #include "fusegrad/eval/print.hpp"
 #include "fusegrad/eval/stats.hpp"
+#include "fusegrad/expr/concat.hpp"
 #include "fusegrad/expr/elementwise.hpp"
 #include "fusegrad/expr/matmul.hpp"
 #include "fusegrad/expr/reduce.hpp"

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "fusegrad/autodiff/tape.hpp"
+#include "fusegrad/expr/concat.hpp"
 #include "fusegrad/expr/generator.hpp"
 #include "fusegrad/expr/matmul.hpp"
 #include "fusegrad/expr/reduce.hpp"
@@ -182,6 +183,35 @@ template <class E>
 bool same(const Slice<E>& a, const Slice<E>& b) {
   return a.axis == b.axis && a.start == b.start && a.step == b.step && a.extents == b.extents &&
          same(a.inner, b.inner);
+}
+
+template <class... A, class Tp>
+auto record(const Concat<A...>& x, Tp& tape) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    using Out = Concat<decltype(record(detail::get<I>(x.args), tape))...>;
+    Out out;
+    out.args = detail::Pack<decltype(record(detail::get<I>(x.args), tape))...>(record(detail::get<I>(x.args), tape)...);
+    out.axis = x.axis;
+    for (std::size_t i = 0; i < x.count; ++i) {
+      out.starts[i] = x.starts[i];
+    }
+    out.extents = x.extents;
+    return out;
+  }(std::index_sequence_for<A...>{});
+}
+template <class... A, class Tp>
+bool depends(const Concat<A...>& x, const Tp& tape) {
+  return x.any([&](const auto& a) { return depends(a, tape); });
+}
+template <class... A>
+bool same(const Concat<A...>& a, const Concat<A...>& b) {
+  bool equal = a.axis == b.axis && a.extents == b.extents;
+  for (std::size_t i = 0; i < a.count; ++i) {
+    equal = equal && a.starts[i] == b.starts[i];
+  }
+  return equal && [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return (same(detail::get<I>(a.args), detail::get<I>(b.args)) && ...);
+  }(std::index_sequence_for<A...>{});
 }
 
 // ---- boundary nodes: saved ------------------------------------------------------------------

@@ -9,6 +9,7 @@
 //   broadcast               g summed over the broadcast axes            (one reduction kernel)
 //   permute, reshape        g read through the inverse view             (lazy)
 //   slice                   g placed back, zero elsewhere               (lazy)
+//   concat                  each operand gets its slice of g            (lazy)
 //   leaf                    added to the variable it views              (autodiff/accumulate.hpp)
 //   saved node              added to its gradient; its rule runs later  (one kernel per arrival)
 //   reduce                  g spread over the reduced axis × partial    (lazy; max/min: to argmax;
@@ -288,6 +289,20 @@ template <class E, class G, class Tp>
 void backprop(const Slice<E>& x, const G& g, Tp& tape) {
   backprop(x.inner, Unslice<G>{{}, g, x.axis, x.start, x.step, x.inner.shape(), x.extents[x.axis]},
            tape);
+}
+
+/// Each operand of a concat gets its own range of g along the axis (a view of g).
+template <class... A, class G, class Tp>
+void backprop(const Concat<A...>& x, const G& g, Tp& tape) {
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    auto part = [&](const auto& operand, std::size_t i) {
+      if (depends(operand, tape)) {
+        const index_t start = x.starts[i];
+        backprop(operand, slice(g, x.axis, start, start + operand.shape()[x.axis]), tape);
+      }
+    };
+    (part(detail::get<I>(x.args), I), ...);
+  }(std::index_sequence_for<A...>{});
 }
 
 // ---- backprop_saved: the rule of a saved node, with its whole gradient --------------------
