@@ -467,4 +467,79 @@ TEST_CASE("optim: empty parameters are skipped; a tuple from fg::grad is accepte
   CHECK(adam.steps() == 600);
 }
 
+TEST_CASE("optim: parameter groups give each its own weight decay in the same single launch",
+          "[optim][groups]") {
+  std::mt19937 rng(9110);
+  // Four parameters in two groups: the matrices decay by 0.1, the vectors (biases, norms) not at
+  // all; against one optimizer per group, which must give the same bits.
+  std::vector<fg::Tensor<float, 2>> mats = {fgtest::random_tensor<float, 2>(Dims{5, 3}, rng),
+                                            fgtest::random_tensor<float, 2>(Dims{3, 4}, rng)};
+  std::vector<fg::Tensor<float, 1>> vecs = {fgtest::random_tensor<float, 1>(Dims{3}, rng),
+                                            fgtest::random_tensor<float, 1>(Dims{4}, rng)};
+  auto mats_ref = mats;
+  auto vecs_ref = vecs;
+  for (auto& m : mats_ref) {
+    m = fg::Tensor<float, 2>(m * 1.0f);  // own copies of the values
+  }
+  for (auto& v : vecs_ref) {
+    v = fg::Tensor<float, 1>(v * 1.0f);
+  }
+  fg::optim::ParamList<float> all;
+  all.add(mats[0], "fc.weight").add(vecs[0], "fc.bias").add(mats[1], "proj.weight").add(vecs[1], "ln.weight");
+  auto exempt = [](const std::string& name, const std::vector<index_t>& dims) { return dims.size() < 2 || name.starts_with("ln"); };
+  auto decayed = all.where([&](const std::string& n, const std::vector<index_t>& d) { return !exempt(n, d); });
+  auto plain = all.where(exempt);
+  REQUIRE(decayed.size() == 2);
+  REQUIRE(plain.size() == 2);
+  CHECK(plain.name(0) == "fc.bias");
+  for (const bool adamw : {true, false}) {
+    INFO((adamw ? "AdamW" : "SGD"));
+    auto check = [&](auto& grouped, auto& with_decay, auto& without) {
+      CHECK(grouped.weight_decay(1) == 0.1);  // the list order is the groups' order
+      CHECK(grouped.weight_decay(2) == 0.0);
+      for (int t = 0; t < 3; ++t) {
+        const auto g0 = fgtest::random_tensor<float, 2>(Dims{5, 3}, rng);
+        const auto g1 = fgtest::random_tensor<float, 2>(Dims{3, 4}, rng);
+        const auto h0 = fgtest::random_tensor<float, 1>(Dims{3}, rng);
+        const auto h1 = fgtest::random_tensor<float, 1>(Dims{4}, rng);
+        fgtest::LaunchCounter launches;
+        grouped.step(g0, g1, h0, h1);  // groups(): decayed first, then the others
+        CHECK(launches.launches() == 1);
+        with_decay.step(g0, g1);
+        without.step(h0, h1);
+      }
+      for (std::size_t i = 0; i < 2; ++i) {
+        CHECK(fgtest::compare_exact(mats[i], fgtest::ref_of(mats_ref[i])) == "");
+        CHECK(fgtest::compare_exact(vecs[i], fgtest::ref_of(vecs_ref[i])) == "");
+      }
+    };
+    if (adamw) {
+      fg::optim::AdamW grouped(fg::optim::groups<float>({{decayed}, {plain, 0.0}}), {.lr = 0.05, .weight_decay = 0.1});
+      fg::optim::AdamW with_decay(fg::optim::params(mats_ref[0], mats_ref[1]), {.lr = 0.05, .weight_decay = 0.1});
+      fg::optim::AdamW without(fg::optim::params(vecs_ref[0], vecs_ref[1]), {.lr = 0.05, .weight_decay = 0.0});
+      check(grouped, with_decay, without);
+    } else {
+      fg::optim::SGD grouped(fg::optim::groups<float>({{decayed, 0.1}, {plain}}), {.lr = 0.05, .momentum = 0.9});
+      fg::optim::SGD with_decay(fg::optim::params(mats_ref[0], mats_ref[1]), {.lr = 0.05, .momentum = 0.9, .weight_decay = 0.1});
+      fg::optim::SGD without(fg::optim::params(vecs_ref[0], vecs_ref[1]), {.lr = 0.05, .momentum = 0.9});
+      check(grouped, with_decay, without);
+    }
+  }
+  // Errors: a negative decay; more distinct decays than a launch carries; a name in two groups.
+  CHECK(fgtest::contains(fgtest::thrown_message<fg::error>([&] { (void)fg::optim::groups<float>({{plain, -1.0}}); }),
+                         "weight decay"));
+  std::vector<fg::Tensor<float, 1>> many;
+  for (int k = 0; k < 5; ++k) {
+    many.push_back(fgtest::random_tensor<float, 1>(Dims{2}, rng));
+  }
+  fg::optim::ParamList<float> five;
+  for (int k = 0; k < 5; ++k) {
+    five.add(fg::optim::ParamList<float>().add(many[static_cast<std::size_t>(k)], "p" + std::to_string(k)).set_weight_decay(0.01 * k));
+  }
+  CHECK(fgtest::contains(fgtest::thrown_message<fg::error>([&] { fg::optim::AdamW opt(five, {.weight_decay = 0.5}); }),
+                         "distinct weight decays"));
+  CHECK(fgtest::contains(fgtest::thrown_message<fg::error>([&] { (void)fg::optim::groups<float>({{all}, {plain, 0.0}}); }),
+                         "already used"));
+}
+
 }  // namespace test_optim

@@ -47,12 +47,13 @@ namespace detail {
 /// The per-element Adam update (see the equations above); state = {m, v}.
 template <class T, bool Decoupled>
 struct AdamRule {
-  double decoupled_weight_decay{};  // λ, used in double for 1 − γλ (AdamW)
-  T beta1{}, one_minus_beta1{}, beta2{}, one_minus_beta2{}, eps{}, weight_decay{};
+  double decoupled_weight_decay[max_groups] = {};  // λ per group, in double for 1 − γλ (AdamW)
+  T beta1{}, one_minus_beta1{}, beta2{}, one_minus_beta2{}, eps{};
+  T weight_decay[max_groups] = {};  // λ per group (Adam's L2 term)
   double beta1_d{}, beta2_d{};
 
   struct Coefficients {
-    T decay;      // 1 − γλ (AdamW)
+    T decay[max_groups];  // 1 − γλ per group (AdamW)
     T step_size;  // γ / (1 − β1^t)
     T bc2_sqrt;   // √(1 − β2^t)
   };
@@ -62,17 +63,18 @@ struct AdamRule {
     const double td = static_cast<double>(t);
     const double bc1 = 1 - pow_of(beta1_d, td);
     const double bc2 = 1 - pow_of(beta2_d, td);
-    return {static_cast<T>(1 - lr * decoupled_weight_decay), static_cast<T>(lr / bc1),
-            static_cast<T>(sqrt_of(bc2))};
+    Coefficients c{{}, static_cast<T>(lr / bc1), static_cast<T>(sqrt_of(bc2))};
+    FG_UNROLL for (int g = 0; g < max_groups; ++g) { c.decay[g] = static_cast<T>(1 - lr * decoupled_weight_decay[g]); }
+    return c;
   }
-  FG_HOST_DEVICE void operator()(const Coefficients& c, T& p, T g, T* const (&state)[2]) const {
+  FG_HOST_DEVICE void operator()(const Coefficients& c, T& p, T g, T* const (&state)[2], int group) const {
     // Everything is read before anything is written: p, m and v may alias as far as the compiler
     // knows, and a reload after a store keeps the host loop waiting on that store.
     T p_old = p;
     if constexpr (Decoupled) {
-      p_old = p_old * c.decay;
-    } else if (weight_decay != T(0)) {
-      g = g + weight_decay * p_old;
+      p_old = p_old * c.decay[group];
+    } else if (weight_decay[group] != T(0)) {
+      g = g + weight_decay[group] * p_old;
     }
     const T m = beta1 * *state[0] + one_minus_beta1 * g;
     const T v = beta2 * *state[1] + one_minus_beta2 * g * g;
@@ -83,13 +85,20 @@ struct AdamRule {
   }
 };
 
+/// The rule of `o`, with the weight decay of each parameter group.
 template <class T, bool Decoupled, class Options>
-AdamRule<T, Decoupled> adam_rule(const Options& o) {
-  return {Decoupled ? o.weight_decay : 0.0,
-          static_cast<T>(o.beta1), static_cast<T>(1 - o.beta1),
-          static_cast<T>(o.beta2), static_cast<T>(1 - o.beta2),
-          static_cast<T>(o.eps),   static_cast<T>(Decoupled ? 0.0 : o.weight_decay),
-          o.beta1,                 o.beta2};
+AdamRule<T, Decoupled> adam_rule(const Options& o, const std::array<double, max_groups>& decays) {
+  AdamRule<T, Decoupled> r{{},
+                           static_cast<T>(o.beta1), static_cast<T>(1 - o.beta1),
+                           static_cast<T>(o.beta2), static_cast<T>(1 - o.beta2),
+                           static_cast<T>(o.eps),   {},
+                           o.beta1,                 o.beta2};
+  for (int g = 0; g < max_groups; ++g) {
+    const double wd = decays[static_cast<std::size_t>(g)];
+    r.decoupled_weight_decay[g] = Decoupled ? wd : 0.0;
+    r.weight_decay[g] = static_cast<T>(Decoupled ? 0.0 : wd);
+  }
+  return r;
 }
 
 /// PyTorch's argument checks; throws fusegrad::error naming the optimizer.
@@ -119,11 +128,12 @@ class Adam : public detail::MultiTensorOptimizer<Adam<T>, T, 2> {
  public:
   /// Throws fusegrad::error for a negative lr, eps or weight decay, or a beta outside [0, 1).
   explicit Adam(ParamList<T> params, const AdamOptions& options = {})
-      : Base("Adam", {"m", "v"}, std::move(params), detail::checked_adam("Adam", options).lr, true),
+      : Base("Adam", {"m", "v"}, std::move(params), detail::checked_adam("Adam", options).lr,
+             options.weight_decay, true),
         options_(options) {}
 
   const AdamOptions& options() const { return options_; }
-  detail::AdamRule<T, false> rule() const { return detail::adam_rule<T, false>(options_); }
+  detail::AdamRule<T, false> rule() const { return detail::adam_rule<T, false>(options_, this->group_decays()); }
 
  private:
   AdamOptions options_;
@@ -138,11 +148,11 @@ class AdamW : public detail::MultiTensorOptimizer<AdamW<T>, T, 2> {
  public:
   explicit AdamW(ParamList<T> params, const AdamWOptions& options = {})
       : Base("AdamW", {"m", "v"}, std::move(params), detail::checked_adam("AdamW", options).lr,
-             true),
+             options.weight_decay, true),
         options_(options) {}
 
   const AdamWOptions& options() const { return options_; }
-  detail::AdamRule<T, true> rule() const { return detail::adam_rule<T, true>(options_); }
+  detail::AdamRule<T, true> rule() const { return detail::adam_rule<T, true>(options_, this->group_decays()); }
 
  private:
   AdamWOptions options_;

@@ -20,7 +20,9 @@
 //   using coefficients_type = ...;
 //   FG_HOST_DEVICE coefficients_type coefficients(double lr, std::int64_t t) const;  // once a thread
 //   FG_HOST_DEVICE void operator()(const coefficients_type&, T& p, T g, T* const (&state)[S]) const;
-// where state[s] points at the element's entry in state buffer s.
+// where state[s] points at the element's entry in state buffer s. A rule whose call also takes
+// an `int group` is told the parameter's weight-decay group (0 .. max_groups - 1, see
+// optimizer.hpp): parameter groups cost one byte per tensor in the table, not a second launch.
 #pragma once
 
 #include <algorithm>
@@ -33,9 +35,12 @@
 
 namespace fusegrad::inline FG_BACKEND_NS::optim::detail {
 
-/// Tensors per launch. The table then takes 8 + 8 * (3 + S) * 64 bytes (2.6 KB for Adam), well
+/// Tensors per launch. The table then takes 8 + 8 * (3 + S) * 64 + 64 bytes (2.6 KB for Adam), well
 /// inside the 4 KB kernel-parameter limit every CUDA version honours.
 inline constexpr int table_capacity = 64;
+
+/// Distinct weight decays one optimizer can apply in a step (parameter groups).
+inline constexpr int max_groups = 4;
 
 /// The tensors of one launch. end[k] = sizes of tensors 0..k summed (tensor k covers
 /// [end[k-1], end[k]) of the concatenated index space).
@@ -46,6 +51,7 @@ struct TensorTable {
   T* param[table_capacity] = {};
   const T* grad[table_capacity] = {};
   T* state[S > 0 ? S : 1][table_capacity] = {};
+  unsigned char group[table_capacity] = {};  // weight-decay group of each tensor
 
   /// The tensor holding concatenated index i (0 <= i < end[count - 1]): the first k with
   /// end[k] > i, so empty tensors are skipped.
@@ -70,7 +76,11 @@ struct TensorTable {
       s[b] = state[b][k] == nullptr ? nullptr : state[b][k] + j;  // null: a buffer the rule skips
     }
     T& p = param[k][j];
-    rule(c, p, grad[k][j], s);
+    if constexpr (requires { rule(c, p, grad[k][j], s, 0); }) {
+      rule(c, p, grad[k][j], s, static_cast<int>(group[k]));
+    } else {
+      rule(c, p, grad[k][j], s);
+    }
   }
 };
 

@@ -129,6 +129,8 @@ class MultiTensorOptimizer {
   }
 
   const ParamList<T>& parameters() const { return params_; }
+  /// The weight decay parameter i is updated with: its group's, else the optimizer's option.
+  double weight_decay(std::size_t i) const { return group_decay_[group_of_[i]]; }
 
   /// Calls f(name, tensor) for every piece of device state: "<buffer>.<name>" (Tensor<T, 1>&,
   /// <name> = parameters().name(i): the index "0", "1", ... unless the parameter was named), then
@@ -147,13 +149,26 @@ class MultiTensorOptimizer {
   }
 
  protected:
+  /// `weight_decay`: the option's, for parameters whose group sets none (group 0).
   MultiTensorOptimizer(const char* name, std::array<const char*, S> state_names,
-                       ParamList<T> params, double lr, bool with_state)
+                       ParamList<T> params, double lr, double weight_decay, bool with_state)
       : name_(name), state_names_(state_names), params_(std::move(params)) {
     require(!params_.empty(), name_, "the parameter list is empty");
     check_lr(name_, lr);
+    group_decay_.push_back(weight_decay);
     for (std::size_t i = 0; i < params_.size(); ++i) {
       sizes_.push_back(params_.numel(i));
+      const double wd = params_.weight_decay(i).value_or(weight_decay);
+      std::size_t g = 0;
+      while (g < group_decay_.size() && group_decay_[g] != wd) {
+        ++g;
+      }
+      if (g == group_decay_.size()) {
+        require(g < static_cast<std::size_t>(max_groups), name_,
+                "more than " + std::to_string(max_groups) + " distinct weight decays among the parameter groups");
+        group_decay_.push_back(wd);
+      }
+      group_of_.push_back(static_cast<unsigned char>(g));
     }
     if (with_state) {
       for (int s = 0; s < S; ++s) {
@@ -169,6 +184,15 @@ class MultiTensorOptimizer {
     ticket_ = Buffer<unsigned int>(1);
     FG_CUDA_CHECK(cudaMemsetAsync(ticket_.data(), 0, sizeof(unsigned int), cuda_stream()));
 #endif
+  }
+
+  /// The weight decay of each group (group 0: the optimizer's option), for the rule.
+  std::array<double, max_groups> group_decays() const {
+    std::array<double, max_groups> out{};
+    for (std::size_t g = 0; g < group_decay_.size(); ++g) {
+      out[g] = group_decay_[g];
+    }
+    return out;
   }
 
   static void check_lr(const char* name, double lr) {
@@ -229,6 +253,7 @@ class MultiTensorOptimizer {
         const int k = table.count++;
         table.param[k] = params_.data(i);
         table.grad[k] = grads[i];
+        table.group[k] = group_of_[i];
         for (int s = 0; s < S; ++s) {
           table.state[s][k] = state_[s].empty() ? nullptr : state_[s][i].data();
         }
@@ -243,6 +268,8 @@ class MultiTensorOptimizer {
   std::array<const char*, S> state_names_;
   ParamList<T> params_;
   std::vector<index_t> sizes_;           // numel of each parameter at construction
+  std::vector<double> group_decay_;      // distinct weight decays; [0] = the option's
+  std::vector<unsigned char> group_of_;  // weight-decay group of each parameter
   std::vector<Tensor<T, 1>> state_[S];   // state_[s][i]: buffer s of parameter i
   Tensor<std::int64_t, 0> step_;
   Tensor<double, 0> lr_;

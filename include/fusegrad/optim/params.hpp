@@ -9,7 +9,11 @@
 // checks that the element count still matches its state.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
+#include <initializer_list>
+#include <limits>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -62,16 +66,47 @@ class ParamList {
     if (name.empty()) {
       name = std::to_string(refs_.size());
     }
-    for (std::size_t i = 0; i < refs_.size(); ++i) {
-      if (refs_[i].name == name) {
-        throw error("ParamList::add: the name '" + name + "' is already used by parameter " +
-                    std::to_string(i) + " (names must be unique: optimizer state and "
-                    "checkpoints are keyed by them)");
-      }
-    }
-    refs_.push_back(Ref{&p, &data_of<R>, &size_of<R>, &dims_of<R>, std::move(name)});
+    check_unique(name);
+    refs_.push_back(Ref{&p, &data_of<R>, &size_of<R>, &dims_of<R>, std::move(name), {}});
     return *this;
   }
+
+  /// Appends every parameter of `other` (names must stay unique), with its weight decay.
+  ParamList& add(const ParamList& other) {
+    for (const Ref& r : other.refs_) {
+      check_unique(r.name);
+      refs_.push_back(r);
+    }
+    return *this;
+  }
+
+  /// The parameters for which `keep(name, dims)` is true, in order (a parameter group).
+  /// Example: `auto norms = ps.where([](const std::string& n, auto&) { return n.ends_with("bias"); });`
+  template <class Keep>
+  ParamList where(Keep&& keep) const {
+    ParamList out;
+    for (std::size_t i = 0; i < refs_.size(); ++i) {
+      if (keep(refs_[i].name, dims(i))) {
+        out.refs_.push_back(refs_[i]);
+      }
+    }
+    return out;
+  }
+
+  /// Gives every parameter of the list its own weight decay, used instead of the optimizer's
+  /// option (a PyTorch parameter group's "weight_decay"). Throws fusegrad::error when negative.
+  ParamList& set_weight_decay(double weight_decay) {
+    if (!(weight_decay >= 0)) {
+      throw error("ParamList::set_weight_decay: invalid weight decay " + std::to_string(weight_decay) +
+                  " (must be >= 0)");
+    }
+    for (Ref& r : refs_) {
+      r.weight_decay = weight_decay;
+    }
+    return *this;
+  }
+  /// The weight decay parameter i was given, if any (else the optimizer's option applies).
+  std::optional<double> weight_decay(std::size_t i) const { return refs_[i].weight_decay; }
 
   /// Number of parameter tensors.
   std::size_t size() const { return refs_.size(); }
@@ -92,7 +127,17 @@ class ParamList {
     index_t (*size)(const void*);
     std::vector<index_t> (*dims)(const void*);
     std::string name;
+    std::optional<double> weight_decay;
   };
+  void check_unique(const std::string& name) const {
+    for (std::size_t i = 0; i < refs_.size(); ++i) {
+      if (refs_[i].name == name) {
+        throw error("ParamList::add: the name '" + name + "' is already used by parameter " +
+                    std::to_string(i) + " (names must be unique: optimizer state and "
+                    "checkpoints are keyed by them)");
+      }
+    }
+  }
   template <int R>
   static T* data_of(void* t) {
     return static_cast<Tensor<T, R>*>(t)->data();
@@ -133,6 +178,33 @@ ParamList<T> params(M& model) {
     }
   });
   return list;
+}
+
+/// One parameter group: its parameters and, optionally, their own weight decay.
+template <class T>
+struct ParamGroup {
+  ParamList<T> params;
+  std::optional<double> weight_decay = std::nullopt;
+};
+
+/// Parameter groups as PyTorch's optimizers take them, merged into one list (one launch per step
+/// still): a group without a weight decay uses the optimizer's option. At most 4 distinct weight
+/// decays per optimizer. Example (GPT-style: no decay for biases, norms and embeddings):
+///   auto all = fg::optim::params(model);
+///   auto exempt = [](const std::string& n, auto&) { return n.ends_with("bias") || n.find("ln") != n.npos; };
+///   fg::optim::AdamW opt(fg::optim::groups<float>({{all.where(std::not_fn(exempt))},
+///                                                  {all.where(exempt), 0.0}}), {.weight_decay = 0.1});
+template <class T>
+ParamList<T> groups(std::initializer_list<ParamGroup<T>> gs) {
+  ParamList<T> out;
+  for (const ParamGroup<T>& g : gs) {
+    ParamList<T> part = g.params;
+    if (g.weight_decay) {
+      part.set_weight_decay(*g.weight_decay);
+    }
+    out.add(part);
+  }
+  return out;
 }
 
 }  // namespace fusegrad::inline FG_BACKEND_NS::optim

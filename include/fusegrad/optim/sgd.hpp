@@ -35,7 +35,8 @@ namespace detail {
 /// SGD's per-element update (see the equations above); state[0] is the momentum buffer.
 template <class T>
 struct SgdRule {
-  T momentum{}, one_minus_dampening{}, weight_decay{};
+  T momentum{}, one_minus_dampening{};
+  T weight_decay[max_groups] = {};  // per parameter group
   bool nesterov = false;
   bool has_momentum = false;
 
@@ -48,11 +49,11 @@ struct SgdRule {
   FG_HOST_DEVICE Coefficients coefficients(double lr, std::int64_t t) const {
     return {static_cast<T>(lr), t <= 1};
   }
-  FG_HOST_DEVICE void operator()(const Coefficients& c, T& p, T g, T* const (&state)[1]) const {
+  FG_HOST_DEVICE void operator()(const Coefficients& c, T& p, T g, T* const (&state)[1], int group) const {
     // Everything is read before anything is written (see AdamRule).
     const T p_old = p;
-    if (weight_decay != T(0)) {
-      g = g + weight_decay * p_old;
+    if (weight_decay[group] != T(0)) {
+      g = g + weight_decay[group] * p_old;
     }
     if (has_momentum) {
       const T b = c.first ? g : momentum * *state[0] + one_minus_dampening * g;
@@ -77,15 +78,21 @@ class SGD : public detail::MultiTensorOptimizer<SGD<T>, T, 1> {
   /// Throws fusegrad::error for a negative learning rate, momentum or weight decay, or Nesterov
   /// without momentum or with dampening.
   explicit SGD(ParamList<T> params, const SGDOptions& options = {})
-      : Base("SGD", {"momentum"}, std::move(params), checked(options).lr, options.momentum != 0),
+      : Base("SGD", {"momentum"}, std::move(params), checked(options).lr, options.weight_decay,
+             options.momentum != 0),
         options_(options) {}
 
   const SGDOptions& options() const { return options_; }
 
   /// The per-element rule the step kernel runs (hyperparameters fixed at construction).
   detail::SgdRule<T> rule() const {
-    return {static_cast<T>(options_.momentum), static_cast<T>(1 - options_.dampening),
-            static_cast<T>(options_.weight_decay), options_.nesterov, options_.momentum != 0};
+    detail::SgdRule<T> r{static_cast<T>(options_.momentum), static_cast<T>(1 - options_.dampening),
+                         {}, options_.nesterov, options_.momentum != 0};
+    const auto decays = this->group_decays();
+    for (int g = 0; g < detail::max_groups; ++g) {
+      r.weight_decay[g] = static_cast<T>(decays[static_cast<std::size_t>(g)]);
+    }
+    return r;
   }
 
  private:
