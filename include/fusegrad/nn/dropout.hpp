@@ -38,14 +38,29 @@ struct Dropout : ExprBase<Dropout<X>> {
     return fusegrad::FG_BACKEND_NS::detail::unit_uniform<float>(w.c[0], w.c[1]) >= p;
   }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
+    if (p == 0) {
+      return x.at(index);  // the identity: no mask to draw (evaluation, or dropout turned off)
+    }
     index_t position = 0;
     FG_UNROLL for (int d = 0; d < rank; ++d) { position = position * extents[d] + index[d]; }
     return kept(position) ? static_cast<value_type>(x.at(index)) * scale : value_type(0);
   }
   FG_HOST_DEVICE value_type at_linear(index_t i) const {
+    if (p == 0) {
+      return x.at_linear(i);
+    }
     return kept(i) ? static_cast<value_type>(x.at_linear(i)) * scale : value_type(0);
   }
+  template <int V>
+  FG_HOST_DEVICE Lanes<value_type, V> lanes(index_t i) const {
+    auto l = fusegrad::FG_BACKEND_NS::detail::lanes_of<V>(x, i);
+    if (p != 0) {
+      FG_UNROLL for (int j = 0; j < V; ++j) { l.v[j] = kept(i + j) ? l.v[j] * scale : value_type(0); }
+    }
+    return l;
+  }
   bool linear() const { return is_linear(x); }
+  bool lanes_aligned(int lanes) const { return fusegrad::FG_BACKEND_NS::detail::lanes_aligned(x, lanes); }
   template <class Plan>
   auto prepare(Plan& plan) const {
     auto px = x.prepare(plan);
