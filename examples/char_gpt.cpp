@@ -38,6 +38,8 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
+
 #include "char_gpt.hpp"
 
 namespace {
@@ -72,16 +74,8 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      usage_error("trains a character-level GPT on a text, then samples from it");
-    }
-    if (i + 1 >= argc) {
-      usage_error(flag + " needs a value");
-    }
-    const std::string value = argv[++i];
-    try {
+  cli::parse_flags(argc, argv, "trains a character-level GPT on a text, then samples from it", usage_error,
+                   [&](const std::string& flag, const std::string& value) {
       if (flag == "--data") o.data = value;
       else if (flag == "--iters") o.iters = std::stoi(value);
       else if (flag == "--eval-interval") o.eval_interval = std::stoi(value);
@@ -105,11 +99,9 @@ Options parse(int argc, char** argv) {
       else if (flag == "--grad-clip") o.grad_clip = std::stod(value);
       else if (flag == "--dropout") o.dropout = std::stod(value);
       else if (flag == "--max-val-loss") o.max_val_loss = std::stod(value);
-      else usage_error("unknown option: " + flag);
-    } catch (const std::logic_error&) {
-      usage_error("bad value for " + flag + ": " + value);
-    }
-  }
+      else return false;
+      return true;
+  });
   if (o.iters < 0 || o.eval_interval < 1 || o.eval_iters < 1) usage_error("--iters >= 0, --eval-interval and --eval-iters >= 1");
   if (o.n_layer < 1 || o.n_head < 1 || o.n_embd < 1 || o.block_size < 1 || o.batch < 1) usage_error("model sizes must be >= 1");
   if (o.n_embd % o.n_head != 0) usage_error("--n-embd must be a multiple of --n-head");

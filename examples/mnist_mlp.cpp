@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
 #include "mnist_mlp.hpp"
 
 namespace {
@@ -68,16 +69,8 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      usage_error("trains a 784-128-10 MLP (or a residual MLP of --hidden-layers) on MNIST-format data");
-    }
-    if (i + 1 >= argc) {
-      usage_error(flag + " needs a value");
-    }
-    const std::string value = argv[++i];
-    try {
+  cli::parse_flags(argc, argv, "trains a 784-128-10 MLP (or a residual MLP of --hidden-layers) on MNIST-format data", usage_error,
+                   [&](const std::string& flag, const std::string& value) {
       if (flag == "--data") o.data = value;
       else if (flag == "--epochs") o.epochs = std::stoi(value);
       else if (flag == "--batch") o.batch = std::stol(value);
@@ -95,11 +88,9 @@ Options parse(int argc, char** argv) {
       else if (flag == "--train-limit") o.train_limit = std::stol(value);
       else if (flag == "--test-limit") o.test_limit = std::stol(value);
       else if (flag == "--min-accuracy") o.min_accuracy = std::stod(value);
-      else usage_error("unknown option or value: " + flag + " " + value);
-    } catch (const std::logic_error&) {
-      usage_error("bad value for " + flag + ": " + value);
-    }
-  }
+      else return false;
+      return true;
+  });
   if (o.optimizer != "sgd" && o.optimizer != "adam") usage_error("--optimizer is sgd or adam");
   if (o.epochs < 0 || o.batch < 1) usage_error("--epochs must be >= 0 and --batch >= 1");
   if (o.hidden_layers < 1 || o.width < 1) usage_error("--hidden-layers and --width must be >= 1");
