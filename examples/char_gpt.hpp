@@ -144,16 +144,13 @@ struct GPT {
     std::uint64_t salt = dropout_seed;
     auto drop = [&](const auto& e) { return fg::nn::dropout(e, dropout, salt++); };
     for (const Block& blk : blocks) {
-      // Causal self-attention: q, k, v each [B·H, T, D] from the one projection (each a copy
-      // that puts the heads first), attention, heads merged back into the projection's GEMM.
+      // Causal self-attention: q, k, v are [B, H, T, D] views of the one projection (the GEMMs
+      // read them in place: no copies), attention, heads merged back for the output projection.
       fg::Var<float, 2> qkv = blk.attn(blk.ln1(x));
-      const auto parts = fg::chunk(qkv, 3, 1);
-      auto heads_first = [&](const auto& p) {
-        return fg::reshape(fg::permute(fg::reshape(p, {b, t, h, d}), {0, 2, 1, 3}), {b * h, t, d});
-      };
-      fg::Var<float, 3> q = heads_first(parts[0]), k = heads_first(parts[1]), v = heads_first(parts[2]);
-      fg::Var<float, 3> y = fg::nn::scaled_dot_product_attention(q, k, v, fg::nn::causal);
-      x = x + drop(blk.proj(fg::reshape(fg::permute(fg::reshape(y, {b, h, t, d}), {0, 2, 1, 3}), {b * t, c})));
+      const auto heads = fg::permute(fg::reshape(qkv, {b, t, 3, h, d}), {2, 0, 3, 1, 4});  // [3, B, H, T, D]
+      fg::Var<float, 4> y = fg::nn::scaled_dot_product_attention(fg::select(heads, 0, 0), fg::select(heads, 0, 1),
+                                                                 fg::select(heads, 0, 2), fg::nn::causal);
+      x = x + drop(blk.proj(fg::reshape(fg::permute(y, {0, 2, 1, 3}), {b * t, c})));
       fg::Var<float, 2> a = fg::gelu(blk.fc1(blk.ln2(x)));
       x = x + drop(blk.fc2(a));
     }

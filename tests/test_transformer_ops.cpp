@@ -3,6 +3,7 @@
 // here, gradients against central finite differences, kernel counts, errors and edge cases.
 #include <fusegrad/fusegrad.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -225,6 +226,119 @@ TEST_CASE("causal attention as the README writes it: values and gradients", "[nn
   const auto msg = fgtest::thrown_message<fg::shape_error>([&] { (void)fg::nn::scaled_dot_product_attention(qf, fgtest::to_float(k2), vf); });
   CHECK(msg.find("scaled_dot_product_attention") != std::string::npos);
   CHECK(msg.find("[3, 7, 4]") != std::string::npos);
+}
+
+/// `r` (contiguous) in another shape of the same size.
+Ref reshaped(const Ref& r, const Dims& d) { return Ref(d, r.v); }
+
+TEST_CASE("attention over [B, H, T, D] heads read in place: two batch axes, no copies", "[nn][attention][matmul]") {
+  std::mt19937 rng(1213);
+  const index_t b = 2, t = 5, h = 3, d = 4, c = h * d;
+  auto qkv = fgtest::random_double<3>(Dims{b, t, 3 * c}, rng);
+  // nanoGPT's split of one projection into heads, as views: [B, T, 3C] -> [3, B, H, T, D].
+  auto head = [&](auto& x, index_t part) {
+    return fg::select(fg::permute(fg::reshape(x, {b, t, 3, h, d}), {2, 0, 3, 1, 4}), 0, part);
+  };
+  const Ref split = fgtest::permute(reshaped(fgtest::ref_of(qkv), Dims{b, t, 3, h, d}), {2, 0, 3, 1, 4});
+  auto head_ref = [&](index_t part) {  // [B·H, T, D]
+    const auto n = static_cast<std::ptrdiff_t>(b * h * t * d);
+    return Ref(Dims{b * h, t, d}, std::vector<double>(split.v.begin() + part * n, split.v.begin() + (part + 1) * n));
+  };
+  const Ref q = head_ref(0), k = head_ref(1), v = head_ref(2);
+  // The scores: one GEMM over both batch axes, k's transpose a flag.
+  fg::Tensor<double, 4> scores = fg::matmul(head(qkv, 0), fg::permute(head(qkv, 1), {0, 1, 3, 2}));
+  CHECK(fgtest::compare(scores, reshaped(fgtest::matmul(q, fgtest::permute(k, {0, 2, 1})), Dims{b, h, t, t}), 1e-13,
+                        1e-15) == "");
+  const Ref probs = softmax_ref(fgtest::map1(fgtest::matmul(q, fgtest::permute(k, {0, 2, 1})),
+                                             [](double s) { return s / 2; }), false, true);  // 1/√4
+  CHECK(fgtest::compare(fg::Tensor<double, 4>(fg::nn::scaled_dot_product_attention(head(qkv, 0), head(qkv, 1),
+                                                                                      head(qkv, 2), fg::nn::causal)),
+                        reshaped(fgtest::matmul(probs, v), Dims{b, h, t, d}), 1e-13, 1e-15) == "");
+  check_gradients("attention over head views of one projection", [&](auto& x) {
+    return fg::sum(fg::sin(fg::nn::scaled_dot_product_attention(head(x, 0), head(x, 1), head(x, 2), fg::nn::causal)));
+  }, rng, qkv);
+  // Launches: the same as over [B·H, T, D] tensors — the views cost nothing.
+  auto qkvf = fgtest::to_float(qkv);
+  fg::Tensor<float, 4> y = fgtest::poisoned<float, 4>(fg::Shape<4>({b, h, t, d}));
+  // cuBLAS takes one batch stride: a product reading a head view (batch strides over B and H that
+  // do not compose) is one strided-batched call per entry of the shorter axis, min(B, H) = 2 here;
+  // the host's GEMM walks both axes in one call.
+#if defined(FG_BACKEND_CUDA)
+  const index_t calls = std::min(b, h);
+#else
+  const index_t calls = 1;
+#endif
+  LaunchCounter count;
+  y = fg::nn::scaled_dot_product_attention(head(qkvf, 0), head(qkvf, 1), head(qkvf, 2), fg::nn::causal);
+  CHECK(count.gemms() == 2 * calls);
+  CHECK(count.launches() == 2 + 2 * calls);
+  count.restart();
+  auto [g] = fg::grad(fg::sum(fg::nn::scaled_dot_product_attention(head(qkvf, 0), head(qkvf, 1), head(qkvf, 2),
+                                                                   fg::nn::causal)), qkvf);
+  INFO("attention over head views, forward + backward: " << count.gemms() << " GEMMs, " << count.launches() << " kernels");
+  // Products reading a head view: forward q kᵀ and P v; backward d(P) = g vᵀ, dq = g k, dk = gᵀ q
+  // (dv = Pᵀ g reads no view).
+  CHECK(count.gemms() == 1 + 5 * calls);
+  // 12 as over separate [B·H, T, D] variables (forward 2 GEMMs + 3 kernels; backward the upstream
+  // gradient, 4 GEMMs, the softmax rule's 2), + 4: dq, dk and dv land in strided thirds of one
+  // gradient (one zero fill, three scatters; a GEMM writing strided C would save those).
+  CHECK(count.launches() == 10 + 1 + 5 * calls);
+  (void)g;
+}
+
+TEST_CASE("matmul over two batch axes: shared operands, broadcasting, select", "[matmul][select]") {
+  std::mt19937 rng(1214);
+  auto a = fgtest::random_double<4>(Dims{2, 3, 4, 5}, rng);
+  auto w = fgtest::random_double<2>(Dims{5, 6}, rng);     // shared by every batch entry
+  auto hw = fgtest::random_double<3>(Dims{3, 5, 6}, rng);  // one per head, shared over the outer axis
+  auto one = fgtest::random_double<4>(Dims{2, 1, 5, 6}, rng);  // one per outer entry
+  const Ref ar = reshaped(fgtest::ref_of(a), Dims{6, 4, 5});
+  CHECK(fgtest::compare(fg::Tensor<double, 4>(fg::matmul(a, w)), reshaped(fgtest::matmul(ar, fgtest::ref_of(w)), Dims{2, 3, 4, 6}),
+                        1e-13, 1e-15) == "");
+  // Per-head weights: batch entry (i, j) multiplies by hw[j].
+  Ref want_h(Dims{2, 3, 4, 6}), want_o(Dims{2, 3, 4, 6});
+  const auto av = fgtest::ref_of(a).v, hv = fgtest::ref_of(hw).v, ov = fgtest::ref_of(one).v;
+  for (index_t i = 0; i < 2; ++i) {
+    for (index_t j = 0; j < 3; ++j) {
+      for (index_t r = 0; r < 4; ++r) {
+        for (index_t col = 0; col < 6; ++col) {
+          double sh = 0, so = 0;
+          for (index_t l = 0; l < 5; ++l) {
+            const double x = av[static_cast<std::size_t>(((i * 3 + j) * 4 + r) * 5 + l)];
+            sh += x * hv[static_cast<std::size_t>((j * 5 + l) * 6 + col)];
+            so += x * ov[static_cast<std::size_t>((i * 5 + l) * 6 + col)];
+          }
+          want_h.v[static_cast<std::size_t>(((i * 3 + j) * 4 + r) * 6 + col)] = sh;
+          want_o.v[static_cast<std::size_t>(((i * 3 + j) * 4 + r) * 6 + col)] = so;
+        }
+      }
+    }
+  }
+  CHECK(fgtest::compare(fg::Tensor<double, 4>(fg::matmul(a, hw)), want_h, 1e-13, 1e-15) == "");
+  CHECK(fgtest::compare(fg::Tensor<double, 4>(fg::matmul(a, one)), want_o, 1e-13, 1e-15) == "");
+  check_gradients("matmul, rank 4 by shared operands", [](auto& x, auto& p, auto& q, auto& r) {
+    return fg::sum(fg::sin(fg::matmul(x, p))) + fg::sum(fg::cos(fg::matmul(x, q))) + fg::sum(fg::sin(fg::matmul(x, r)));
+  }, rng, a, w, hw, one);
+  // select: a view of a tensor (a leaf: no kernel), a reshaped slice of an expression.
+  fg::Tensor<double, 3> s1 = fg::select(a, 1, 2);
+  fg::Tensor<double, 3> s2 = fg::select(a * 2.0, 3, 4);
+  const auto all = fgtest::ref_of(a).v;
+  for (index_t i = 0; i < 2; ++i) {
+    for (index_t r = 0; r < 4; ++r) {
+      CHECK(s1.to_vector()[static_cast<std::size_t>((i * 4 + r) * 5 + 1)] ==
+            all[static_cast<std::size_t>(((i * 3 + 2) * 4 + r) * 5 + 1)]);
+      CHECK(s2.to_vector()[static_cast<std::size_t>((i * 3 + 1) * 4 + r)] ==
+            2 * all[static_cast<std::size_t>(((i * 3 + 1) * 4 + r) * 5 + 4)]);
+    }
+  }
+  check_gradients("select", [](auto& x) { return fg::sum(fg::sin(fg::select(x, 1, 2)) * fg::select(x * 3.0, 1, 0)); }, rng, a);
+  auto msg = fgtest::thrown_message<fg::shape_error>([&] { (void)fg::select(a, 1, 3); });
+  CHECK(msg.find("select") != std::string::npos);
+  CHECK(msg.find("[2, 3, 4, 5]") != std::string::npos);
+  auto bad = fgtest::random_double<4>(Dims{2, 2, 4, 5}, rng);
+  msg = fgtest::thrown_message<fg::shape_error>([&] { (void)fg::matmul(bad, hw); });
+  CHECK(msg.find("batch extents differ") != std::string::npos);
+  CHECK(msg.find("[3, 5, 6]") != std::string::npos);
 }
 
 TEST_CASE("causal softmax: launches", "[nn][softmax][causal][fusion]") {
@@ -534,10 +648,17 @@ TEST_CASE("embedding: ids outside the table, the Embedding layer", "[nn][embeddi
   for (const int bad : {7, -1}) {
     const auto ids = fgtest::tensor_from<int, 2>(fg::Shape<2>({2, 2}), std::vector<int>{0, 1, bad, 2});
 #if defined(FG_BACKEND_CUDA)
+    // Checked on the device: the gather runs, and the next synchronisation reports the bad id.
     fg::Tensor<float, 3> x = wte(ids);
-    const auto xv = x.to_vector();
-    CHECK(std::isnan(xv[8]));  // the row of the bad id is NaN
+    const auto msg = fgtest::thrown_message<fg::error>([&] { (void)x.to_vector(); });
+    const auto xv = x.to_vector();  // reported once: the same read now succeeds
+    CHECK(std::isnan(xv[8]));       // the row of the bad id is NaN
     CHECK(!std::isnan(xv[0]));
+    // In a training step: the forward pass runs, the backward pass's first synchronisation throws.
+    fg::Tensor<float, 3> up = fg::full<float>(fg::Shape<3>({2, 2, 4}), 1.0f);
+    const auto step = fgtest::thrown_message<fg::error>([&] { (void)fg::grad(fg::sum(wte(ids) * up), wte.weight); });
+    CHECK(step.find("id " + std::to_string(bad)) != std::string::npos);
+    fg::backend::synchronize();  // nothing left to report
 #else
     const auto msg = fgtest::thrown_message<fg::error>([&] { (void)wte(ids); });
     CHECK(msg.find("embedding") != std::string::npos);

@@ -150,8 +150,10 @@ template <class X>
 auto transpose_last(const X& x) {
   if constexpr (X::rank == 2) {
     return permute_node(x, Shape<2>({1, 0}));
-  } else {
+  } else if constexpr (X::rank == 3) {
     return permute_node(x, Shape<3>({0, 2, 1}));
+  } else {
+    return permute_node(x, Shape<4>({0, 1, 3, 2}));
   }
 }
 
@@ -180,19 +182,35 @@ void backprop_gemm_operand(const X& x, const P& product, Tp& tape) {
   }
   using V = typename P::value_type;
   const Tensor<V, P::rank> full = evaluate(product);
-  Tensor<V, X::rank> summed(x.shape());
-  detail::sum_axes_into(summed.data(), full.view(), full.shape(), 1u);
+  // Sum over the batch axes x is shared along: those it lacks, and those where it has extent 1.
+  const auto xs = x.shape();
+  const auto ps = full.shape();
+  unsigned mask = 0;
+  for (int i = 0; i < P::rank - 2; ++i) {
+    const int j = i - (P::rank - X::rank);
+    if (j < 0 || (xs[j] == 1 && ps[i] != 1)) {
+      mask |= 1u << i;
+    }
+  }
+  Tensor<V, X::rank> summed(xs);
+  detail::sum_axes_into(summed.data(), full.view(), full.shape(), mask);
   backprop(x, tape.keep(std::move(summed)), tape);
 }
 
-/// A (B, M, K) leaf as a (B·M, K) matrix when its rows follow each other across the batch.
-template <class T>
-bool collapse_batch(const Leaf<T, 3>& x, Leaf<T, 2>& out) {
-  if (x.extents[0] != 1 && x.strides[0] != x.extents[1] * x.strides[1]) {
-    return false;
+/// A (..., M, K) leaf as a (prod(...)·M, K) matrix when its rows follow each other across the
+/// batch axes.
+template <class T, int R>
+bool collapse_batch(const Leaf<T, R>& x, Leaf<T, 2>& out) {
+  index_t rows = x.extents[R - 2];
+  index_t next = x.extents[R - 2] * x.strides[R - 2];  // where row 0 of the next batch entry must start
+  for (int i = R - 3; i >= 0; --i) {
+    if (x.extents[i] != 1 && x.strides[i] != next) {
+      return false;
+    }
+    next *= x.extents[i];
+    rows *= x.extents[i];
   }
-  out = Leaf<T, 2>(x.data, Shape<2>({x.extents[0] * x.extents[1], x.extents[2]}),
-                   Shape<2>({x.strides[1], x.strides[2]}));
+  out = Leaf<T, 2>(x.data, Shape<2>({rows, x.extents[R - 1]}), Shape<2>({x.strides[R - 2], x.strides[R - 1]}));
   return true;
 }
 
@@ -377,11 +395,15 @@ void backprop_saved(const Matmul<A, B>& mm, const Y&, const G& g, Tp& tape) {
         mm.a, matmul(detail::gemm_operand_as<SB>(g), detail::transpose_last(bv)), tape);
   }
   if (depends(mm.b, tape)) {
-    if constexpr (A::rank == 3 && B::rank == 2) {
+    if constexpr (A::rank >= 3 && B::rank == 2) {
       Leaf<SA, 2> a2;
       if (detail::collapse_batch(av, a2)) {  // sum_b A_bᵀ g_b = (A as (B·M, K))ᵀ (g as (B·M, N))
         const auto gs = g.shape();
-        const Leaf<typename G::storage_type, 2> g2(g.data, Shape<2>({gs[0] * gs[1], gs[2]}));
+        index_t g_rows = 1;
+        for (int i = 0; i < A::rank - 1; ++i) {
+          g_rows *= gs[i];
+        }
+        const Leaf<typename G::storage_type, 2> g2(g.data, Shape<2>({g_rows, gs[A::rank - 1]}));
         backprop(mm.b, matmul(transpose(a2), detail::gemm_operand_as<SA>(g2)), tape);
         return;
       }

@@ -83,14 +83,15 @@ void run_reduce(T* out, const Reduce<Op, E, RO>& r, const K& k) {
   run(LoadIndexed<K>{k, in});
 }
 
-/// A GEMM operand for leaf `x` of rank XR (batch axis first when XR == 3); false when its last
-/// two axes are neither row-major nor transposed.
+/// A GEMM operand for leaf `x` of rank XR (batch axes first: inner XR - 3, outer XR - 4); false
+/// when its last two axes are neither row-major nor transposed.
 template <class T, int XR>
 bool gemm_operand(const Leaf<T, XR>& x, backend::GemmOperand<T>& op) {
   const index_t rows = x.extents[XR - 2], cols = x.extents[XR - 1];
   const index_t sr = x.strides[XR - 2], sc = x.strides[XR - 1];
   op.ptr = x.data;
-  op.batch_stride = XR == 3 && x.extents[0] > 1 ? x.strides[0] : 0;
+  op.batch_stride = XR >= 3 && x.extents[XR >= 3 ? XR - 3 : 0] > 1 ? x.strides[XR >= 3 ? XR - 3 : 0] : 0;
+  op.outer_stride = XR >= 4 && x.extents[0] > 1 ? x.strides[0] : 0;
   if ((cols == 1 || sc == 1) && (rows == 1 || sr >= cols)) {
     op.trans = false;
     op.ld = rows == 1 ? cols : sr;
@@ -237,7 +238,8 @@ void gemm_run(T* out, const Matmul<A, B>& mm, const backend::GemmOperand<D>& a,
     }
   } else {
     backend::GemmProblem<D, T> p;
-    p.batch = R == 3 ? shape[0] : 1;
+    p.batch = R == 4 ? shape[0] * shape[1] : R == 3 ? shape[0] : 1;
+    p.inner = R == 4 ? shape[1] : 0;
     p.m = shape[R - 2];
     p.n = shape[R - 1];
     p.k = mm.a.shape()[A::rank - 1];

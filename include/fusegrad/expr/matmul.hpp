@@ -1,4 +1,5 @@
-// fusegrad/expr/matmul.hpp — Matmul<A, B>: a matrix product (rank 2) or a batch of them (rank 3).
+// fusegrad/expr/matmul.hpp — Matmul<A, B>: a matrix product (rank 2) or a batch of them (rank 3,
+// or rank 4: two batch axes, e.g. [B, H, T, D] attention heads viewed in place).
 // A boundary node: evaluated by one GEMM call (cuBLAS on CUDA, BLAS or a blocked kernel on the
 // host); used inside an element-wise expression it is evaluated first into a temporary.
 #pragma once
@@ -9,7 +10,8 @@
 
 namespace fusegrad::inline FG_BACKEND_NS {
 
-/// @pre a: (M, K) or (B, M, K); b: (K, N) or (B, K, N); batch extents equal or 1.
+/// @pre a: (..., M, K); b: (..., K, N) with up to two batch axes, aligned from the right, each
+/// equal or 1 (a missing axis counts as 1).
 /// @post result(..., i, j) = sum_k a(..., i, k) * b(..., k, j).
 template <class A, class B>
 struct Matmul : ExprBase<Matmul<A, B>> {
@@ -31,16 +33,19 @@ struct is_matmul : std::false_type {};
 template <class A, class B>
 struct is_matmul<Matmul<A, B>> : std::true_type {};
 
-/// Matrix product of two matrices, or of batches of matrices (a rank-2 operand is shared by every
-/// batch entry). Inner extents must agree: `matmul: inner dimensions differ ...` otherwise.
+/// Matrix product of two matrices, or of batches of matrices with one or two batch axes (an
+/// operand with fewer axes, or extent 1, is shared along them). Any strided view whose last two
+/// axes are row-major or transposed is read in place (strided-batched GEMM; permuted head views
+/// need no copy). Inner extents must agree: `matmul: inner dimensions differ ...` otherwise.
 template <tensor_expression EA, tensor_expression EB>
 auto matmul(const EA& ea, const EB& eb) {
   auto a = as_node(ea);
   auto b = as_node(eb);
   using A = decltype(a);
   using B = decltype(b);
-  static_assert((A::rank == 2 || A::rank == 3) && (B::rank == 2 || B::rank == 3),
-                "matmul: operands must have rank 2 (matrices) or 3 (batches of matrices)");
+  static_assert(A::rank >= 2 && A::rank <= 4 && B::rank >= 2 && B::rank <= 4,
+                "matmul: operands must have rank 2 (matrices), 3 or 4 (batches of matrices over one or two "
+                "batch axes)");
   static_assert(std::is_same_v<typename A::value_type, typename B::value_type>,
                 "matmul: both operands must have the same dtype (convert one with fg::cast)");
   static_assert(std::is_floating_point_v<typename A::value_type>,
@@ -56,16 +61,17 @@ auto matmul(const EA& ea, const EB& eb) {
   }
   using Node = Matmul<A, B>;
   Shape<Node::rank> out;
-  if constexpr (Node::rank == 3) {
-    const index_t ba = A::rank == 3 ? sa[0] : 1;
-    const index_t bb = B::rank == 3 ? sb[0] : 1;
+  for (int i = 0; i < Node::rank - 2; ++i) {  // batch axes, aligned from the right
+    const int ia = i - (Node::rank - A::rank), ib = i - (Node::rank - B::rank);
+    const index_t ba = ia >= 0 ? sa[ia] : 1;
+    const index_t bb = ib >= 0 ? sb[ib] : 1;
     if (ba != bb && ba != 1 && bb != 1) {
       throw shape_error("matmul: batch extents differ: " + to_string(sa) + " @ " + to_string(sb));
     }
-    out = Shape<3>({ba == 1 ? bb : ba, m, n});
-  } else {
-    out = Shape<2>({m, n});
+    out[i] = ba == 1 ? bb : ba;
   }
+  out[Node::rank - 2] = m;
+  out[Node::rank - 1] = n;
   return Node{{}, a, b, out};
 }
 

@@ -216,6 +216,44 @@ auto slice(const E& e, int axis, index_t start, index_t stop, index_t step = 1) 
   }
 }
 
+/// Position `index` of `axis`, without that axis (rank R - 1; PyTorch's `select`, NumPy's
+/// x[..., index, ...]). Of a tensor or a view of one it is a view (a leaf: a GEMM reads it in
+/// place); of any other expression a slice read through a reshape. Splitting a fused projection
+/// into attention heads without copies:
+///   auto qkv5 = permute(reshape(qkv, {B, T, 3, H, D}), {2, 0, 3, 1, 4});   // [3, B, H, T, D]
+///   auto q = select(qkv5, 0, 0), k = select(qkv5, 0, 1), v = select(qkv5, 0, 2);
+template <tensor_expression E>
+auto select(const E& e, int axis, index_t index) {
+  auto node = as_node(e);
+  using Node = decltype(node);
+  constexpr int R = Node::rank;
+  static_assert(R >= 1, "select: needs an expression of rank 1 or more");
+  const auto in = node.shape();
+  const int a = normalize_axis("select", axis, R, to_string(in));
+  if (index < 0 || index >= in[a]) {
+    throw shape_error("select: index " + std::to_string(index) + " is out of range for axis " + std::to_string(axis) +
+                      " of shape " + to_string(in));
+  }
+  Shape<R - 1> out;
+  for (int i = 0, j = 0; i < R; ++i) {
+    if (i != a) {
+      out[j++] = in[i];
+    }
+  }
+  if constexpr (is_leaf<Node>::value) {
+    Shape<R - 1> strides;
+    for (int i = 0, j = 0; i < R; ++i) {
+      if (i != a) {
+        strides[j++] = node.strides[i];
+      }
+    }
+    return Leaf<typename Node::storage_type, R - 1>(node.data + index * node.strides[a], out, strides);
+  } else {
+    auto one = slice(node, a, index, index + 1);
+    return Reshape<decltype(one), R - 1>{{}, one, out, one.shape()};
+  }
+}
+
 /// Reads `e` at every index of `shape` (NumPy broadcasting; a view, no copy).
 template <tensor_expression E, std::size_t N>
 auto broadcast_to(const E& e, const index_t (&shape)[N]) {

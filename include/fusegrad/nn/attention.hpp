@@ -2,10 +2,12 @@
 // fused (causal) softmax, its backward derived by the rules of each piece.
 //
 //   scaled_dot_product_attention(q, k, v[, causal])
-//     = softmax(q kᵀ / √D [masked: key j > query i]) v      q (N, Tq, D), k (N, Tk, D), v (N, Tk, Dv)
+//     = softmax(q kᵀ / √D [masked: key j > query i]) v      q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv)
 //
-// N is the batch of heads (B·H): a [B, H, T, D] tensor is reshaped (a view) to [B·H, T, D]. kᵀ is
-// a permuted view that reaches the GEMM as a transpose flag (no copy). Launches: forward 2 GEMMs +
+// The batch of heads is one axis (N = B·H) or two ([B, H, T, D]). The two-axis form takes the
+// heads where a projection left them: `permute(reshape(qkv_part, {B, T, H, D}), {0, 2, 1, 3})` is
+// read in place by the GEMMs (strided batches over B and H; no transposing copy). kᵀ is a permuted
+// view that reaches the GEMM as a transpose flag (no copy). Launches: forward 2 GEMMs +
 // 2 kernels (the softmax's row log-sum-exp and probabilities, mask and scale fused); backward 4
 // GEMMs + 2 kernels (the softmax rule) + what the operands' own rules need (tests/
 // test_transformer_ops.cpp counts a whole forward + backward: 6 GEMMs + 8 kernels).
@@ -22,13 +24,18 @@ namespace fusegrad::inline FG_BACKEND_NS::nn {
 namespace detail {
 template <class Q, class K, class V>
 void check_attention(const Q& q, const K& k, const V& v) {
-  static_assert(Q::rank == 3 && K::rank == 3 && V::rank == 3,
-                "scaled_dot_product_attention: q, k and v have rank 3 (heads, tokens, features); "
-                "reshape [B, H, T, D] to [B*H, T, D]");
+  static_assert((Q::rank == 3 || Q::rank == 4) && K::rank == Q::rank && V::rank == Q::rank,
+                "scaled_dot_product_attention: q, k and v have the same rank, 3 (heads, tokens, features) "
+                "or 4 (batch, heads, tokens, features)");
+  constexpr int R = Q::rank;
   const auto qs = q.shape(), ks = k.shape(), vs = v.shape();
-  if (qs[0] != ks[0] || ks[0] != vs[0] || qs[2] != ks[2] || ks[1] != vs[1]) {
+  bool fits = qs[R - 1] == ks[R - 1] && ks[R - 2] == vs[R - 2];
+  for (int i = 0; i < R - 2; ++i) {
+    fits = fits && qs[i] == ks[i] && ks[i] == vs[i];
+  }
+  if (!fits) {
     throw shape_error("scaled_dot_product_attention: q " + to_string(qs) + ", k " + to_string(ks) + " and v " +
-                      to_string(vs) + " do not fit (q (N, Tq, D), k (N, Tk, D), v (N, Tk, Dv))");
+                      to_string(vs) + " do not fit (q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv))");
   }
 }
 }  // namespace detail
@@ -41,8 +48,13 @@ auto attention(const Q& q, const K& k, const V& v, Mask... mask) {
   auto vn = as_node(v);
   check_attention(qn, kn, vn);
   using T = typename decltype(qn)::value_type;
-  const T scale = T(1) / std::sqrt(static_cast<T>(qn.shape()[2]));
-  return matmul(softmax(matmul(qn, permute(kn, {0, 2, 1})) * scale, -1, mask...), vn);
+  constexpr int R = decltype(qn)::rank;
+  const T scale = T(1) / std::sqrt(static_cast<T>(qn.shape()[R - 1]));
+  if constexpr (R == 3) {
+    return matmul(softmax(matmul(qn, permute(kn, {0, 2, 1})) * scale, -1, mask...), vn);
+  } else {
+    return matmul(softmax(matmul(qn, permute(kn, {0, 1, 3, 2})) * scale, -1, mask...), vn);
+  }
 }
 }  // namespace detail
 

@@ -11,8 +11,11 @@
 // and thread count, no atomics.
 // Ids outside [0, V): on the host backend `embedding()` reads the ids (a copy of a tensor's memory;
 // one kernel for an expression of ids) and throws before anything runs, naming the id, its
-// position and V; on CUDA the rows come out NaN (a device kernel cannot throw), so the loss
-// shows it, and the backward pass skips them.
+// position and V. On CUDA the check runs on the device, inside the gather (reading the ids on the
+// host would cost a synchronisation per step): the rows come out NaN, the kernel records the
+// first bad id and its position, and the next synchronisation — reading the loss, the backward
+// pass's id sort, synchronize() — throws `error` with the same words; the backward pass skips
+// those rows.
 // Limits (CUDA): the backward pass copies the ids to the host to sort them (a synchronisation per
 // step, not capturable in a CUDA graph).
 #pragma once
@@ -40,6 +43,7 @@ struct EmbeddingGather : ExprBase<EmbeddingGather<Tb, Ids>> {
   Ids ids;
   Shape<rank> extents;
   index_t rows = 0;  // the table's (device code cannot ask a node for its shape)
+  backend::detail::DeviceFault* fault = nullptr;  // CUDA: where a bad id is reported
 
   Shape<rank> shape() const { return extents; }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
@@ -47,6 +51,13 @@ struct EmbeddingGather : ExprBase<EmbeddingGather<Tb, Ids>> {
     FG_UNROLL for (int i = 0; i < Ids::rank; ++i) { position[i] = index[i]; }
     const auto id = static_cast<index_t>(ids.at(position));
     if (id < 0 || id >= rows) {
+#if defined(__CUDA_ARCH__)
+      if (index[rank - 1] == 0) {
+        long long flat = 0;
+        FG_UNROLL for (int i = 0; i < Ids::rank; ++i) { flat = flat * extents[i] + position[i]; }
+        backend::detail::report_fault(fault, "embedding", "rows of the table", id, flat, rows);
+      }
+#endif
       return std::numeric_limits<value_type>::quiet_NaN();
     }
     return static_cast<value_type>(table.at(Shape<2>({id, index[rank - 1]})));
@@ -56,7 +67,7 @@ struct EmbeddingGather : ExprBase<EmbeddingGather<Tb, Ids>> {
   auto prepare(Plan& plan) const {
     auto pt = table.prepare(plan);
     auto pi = ids.prepare(plan);
-    return EmbeddingGather<decltype(pt), decltype(pi)>{{}, pt, pi, extents, rows};
+    return EmbeddingGather<decltype(pt), decltype(pi)>{{}, pt, pi, extents, rows, fault};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {
     return table.conflicts_with(b, e, false) || ids.conflicts_with(b, e, false);
@@ -153,7 +164,11 @@ auto embedding(const T& table, const I& ids) {
     out[i] = in.shape()[i];
   }
   out[Ids::rank] = tb.shape()[1];
+#if defined(FG_BACKEND_CUDA)
+  return EmbeddingGather<Tb, Ids>{{}, tb, in, out, rows, backend::detail::device_fault_slot()};
+#else
   return EmbeddingGather<Tb, Ids>{{}, tb, in, out, rows};
+#endif
 }
 
 /// A token-embedding table (V, D) drawn from N(0, stddev²) (PyTorch's nn.Embedding: stddev 1;
@@ -180,7 +195,7 @@ template <class Tb, class Ids, class Tp>
 auto record(const EmbeddingGather<Tb, Ids>& e, Tp& tape) {
   auto t = record(e.table, tape);
   auto i = record(e.ids, tape);
-  return EmbeddingGather<decltype(t), decltype(i)>{{}, t, i, e.extents, e.rows};
+  return EmbeddingGather<decltype(t), decltype(i)>{{}, t, i, e.extents, e.rows, e.fault};
 }
 template <class Tb, class Ids, class Tp>
 bool depends(const EmbeddingGather<Tb, Ids>& e, const Tp& tape) {

@@ -106,8 +106,9 @@ inline bool tf32_enabled() {
   return detail::tf32_flag().load(std::memory_order_relaxed);
 }
 
-/// Runs the whole (batched) product in one cuBLAS call. TA: operand storage type; TC: result type
-/// (float for half/bfloat16 operands, which accumulate in float). Throws shape_error when a size
+/// Runs the whole (batched) product in one cuBLAS call (or, when the batch's two axes have
+/// unrelated strides, see GemmOperand, one per entry of the shorter axis). TA: operand storage
+/// type; TC: result type (float for half/bfloat16 operands, which accumulate in float). Throws shape_error when a size
 /// or leading dimension exceeds cuBLAS's int range.
 template <class TA, class TC>
 void gemm(const GemmProblem<TA, TC>& p) {
@@ -120,7 +121,6 @@ void gemm(const GemmProblem<TA, TC>& p) {
   const auto ldb = std::max<index_t>({p.b.ld, p.b.trans ? p.k : p.n, 1});
   detail::check_int_sizes(p.batch, p.m, p.n, p.k, lda, ldb, p.ldc);
   detail::report_pending();
-  stats::count_gemm();
   constexpr bool is_double = std::is_same_v<TC, double>;
   // alpha and beta are in the compute type (64F for double, 32F for everything else, half and
   // bfloat16 results included), not the result type.
@@ -132,13 +132,36 @@ void gemm(const GemmProblem<TA, TC>& p) {
       compute = CUBLAS_COMPUTE_32F_FAST_TF32;  // per call: no cuBLAS math mode outlives it
     }
   }
-  FG_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-      detail::cublas_handle(), p.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N,
-      p.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(p.n), static_cast<int>(p.m),
-      static_cast<int>(p.k), &one, p.b.ptr, detail::cuda_type<TA>(), static_cast<int>(ldb),
-      p.b.batch_stride, p.a.ptr, detail::cuda_type<TA>(), static_cast<int>(lda), p.a.batch_stride,
-      &beta, p.c, detail::cuda_type<TC>(), static_cast<int>(p.ldc), p.m * p.ldc,
-      static_cast<int>(p.batch), compute, CUBLAS_GEMM_DEFAULT));
+  // One strided-batched call over the whole batch when its two axes (outer, inner) compose into
+  // one stride; else one call per entry of the shorter axis, batched over the longer one.
+  const index_t inner = p.group();
+  const index_t outer = p.batch / inner;
+  struct Call {
+    index_t count, a_stride, b_stride, c_stride;
+  };
+  Call call{p.batch, p.a.batch_stride, p.b.batch_stride, p.m * p.ldc};
+  index_t calls = 1, a_step = 0, b_step = 0, c_step = 0;
+  if (!(p.a.one_stride(inner, p.batch) && p.b.one_stride(inner, p.batch))) {
+    if (inner >= outer) {  // loop over the outer axis
+      call = {inner, p.a.batch_stride, p.b.batch_stride, p.m * p.ldc};
+      calls = outer;
+      a_step = p.a.outer_stride, b_step = p.b.outer_stride, c_step = inner * p.m * p.ldc;
+    } else {  // loop over the inner axis
+      call = {outer, p.a.outer_stride, p.b.outer_stride, inner * p.m * p.ldc};
+      calls = inner;
+      a_step = p.a.batch_stride, b_step = p.b.batch_stride, c_step = p.m * p.ldc;
+    }
+  }
+  for (index_t i = 0; i < calls; ++i) {
+    stats::count_gemm();
+    FG_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        detail::cublas_handle(), p.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N,
+        p.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(p.n), static_cast<int>(p.m),
+        static_cast<int>(p.k), &one, p.b.ptr + i * b_step, detail::cuda_type<TA>(), static_cast<int>(ldb),
+        call.b_stride, p.a.ptr + i * a_step, detail::cuda_type<TA>(), static_cast<int>(lda), call.a_stride,
+        &beta, p.c + i * c_step, detail::cuda_type<TC>(), static_cast<int>(p.ldc), call.c_stride,
+        static_cast<int>(call.count), compute, CUBLAS_GEMM_DEFAULT));
+  }
 }
 
 }  // namespace backend

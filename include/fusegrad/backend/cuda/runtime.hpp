@@ -8,6 +8,8 @@
 // error is sticky (the context is unusable: every later CUDA call fails; restart the process). A
 // failure where nothing may throw (cudaFreeAsync in a destructor) is kept as the pending error and
 // thrown, once and naming its call, by the next allocation, launch, GEMM, copy or synchronisation.
+// A bad index met by a kernel (an embedding id outside the table) is kept in a pinned slot the
+// device writes through and thrown as `error` by the next synchronisation (DeviceFault).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "fusegrad/backend/info.hpp"
@@ -119,6 +122,59 @@ inline void report_pending() {
                    (more ? " (and " + std::to_string(more) + " more such failures)" : ""));
 }
 
+/// A bad index that a kernel met (an embedding id outside its table). Device code cannot throw, so
+/// the first such fault is written here, in pinned host memory the device writes through, and the
+/// next synchronisation (a copy to the host, synchronize()) throws it as `error`; later faults of
+/// the same run are dropped. `op` and `noun` are host string literals that travel to the kernel
+/// inside its node and back here unchanged.
+struct DeviceFault {
+  unsigned int state;  // 0 none, 1 being written, 2 written
+  const char* op;
+  const char* noun;
+  long long value;
+  long long position;
+  long long limit;
+};
+
+/// Where kernels report faults: allocated on first use (by the first node that may fault), so a
+/// program that never builds one pays nothing.
+inline DeviceFault*& device_fault_host() {
+  static DeviceFault* slot = nullptr;
+  return slot;
+}
+inline DeviceFault* device_fault_slot();
+
+#if defined(__CUDACC__)
+/// Device side: records the fault unless one is already recorded.
+__device__ inline void report_fault(DeviceFault* f, const char* op, const char* noun, long long value,
+                                    long long position, long long limit) {
+  if (f != nullptr && atomicCAS(&f->state, 0u, 1u) == 0u) {
+    f->op = op;
+    f->noun = noun;
+    f->value = value;
+    f->position = position;
+    f->limit = limit;
+    __threadfence_system();
+    atomicExch(&f->state, 2u);
+  }
+}
+#endif
+
+/// Throws the fault a kernel recorded, once; called after every synchronisation.
+inline void report_device_fault() {
+  DeviceFault* f = device_fault_host();
+  if (f == nullptr || __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != 2u) {
+    return;
+  }
+  const std::string message = std::string(f->op) + ": id " + std::to_string(f->value) + " at position " +
+                              std::to_string(f->position) + " (C order) is outside the " +
+                              std::to_string(f->limit) + " " + f->noun +
+                              " (found by a kernel on the device, reported at the next synchronisation; "
+                              "the result it was computing holds NaN there)";
+  __atomic_store_n(&f->state, 0u, __ATOMIC_RELEASE);
+  throw error(message);
+}
+
 }  // namespace backend::detail
 
 /// Throws cuda_error for a failed CUDA call (FG_CUDA_CHECK), after clearing the error state, and
@@ -141,6 +197,22 @@ inline cudaStream_t cuda_stream() {
   }();
   return stream;
 }
+
+namespace backend::detail {
+/// The device's address of the fault slot (pinned, mapped host memory), allocated once.
+inline DeviceFault* device_fault_slot() {
+  static DeviceFault* const device = [] {
+    void* host = nullptr;
+    FG_CUDA_CHECK(cudaHostAlloc(&host, sizeof(DeviceFault), cudaHostAllocMapped));
+    std::memset(host, 0, sizeof(DeviceFault));
+    void* mapped = nullptr;
+    FG_CUDA_CHECK(cudaHostGetDevicePointer(&mapped, host, 0));
+    device_fault_host() = static_cast<DeviceFault*>(host);
+    return static_cast<DeviceFault*>(mapped);
+  }();
+  return device;
+}
+}  // namespace backend::detail
 
 namespace backend {
 
@@ -209,6 +281,7 @@ inline void copy_to_device(void* dst, const void* src, std::size_t bytes) {
   if (bytes) {
     FG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream()));
     FG_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));  // `src` may be a temporary
+    detail::report_device_fault();
   }
 }
 inline void copy_to_host(void* dst, const void* src, std::size_t bytes) {
@@ -216,6 +289,7 @@ inline void copy_to_host(void* dst, const void* src, std::size_t bytes) {
   if (bytes) {
     FG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream()));
     FG_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+    detail::report_device_fault();
   }
 }
 inline void copy_on_device(void* dst, const void* src, std::size_t bytes) {
@@ -228,6 +302,7 @@ inline void copy_on_device(void* dst, const void* src, std::size_t bytes) {
 inline void synchronize() {
   detail::report_pending();
   FG_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+  detail::report_device_fault();
 }
 
 /// What "device" means here, for logs: "NVIDIA H100 80GB HBM3 (CUDA backend, sm_90, 132 SMs)".

@@ -32,8 +32,8 @@ namespace detail {
 /// stays in cache.
 template <class T>
 void gemm_blocked(const GemmProblem<T, T>& p, index_t batch) {
-  const T* a = p.a.ptr + batch * p.a.batch_stride;
-  const T* bsrc = p.b.ptr + batch * p.b.batch_stride;
+  const T* a = p.a.ptr + p.a.offset(batch, p.group());
+  const T* bsrc = p.b.ptr + p.b.offset(batch, p.group());
   T* c = p.c + batch * p.m * p.ldc;
   // B as a contiguous (k, n) panel: transposed operands are packed once.
   std::vector<T> packed;
@@ -244,8 +244,8 @@ void gemm(const GemmProblem<T, T>& p) {
       // Providers want ld >= the stored row length even when the operand has one row or column.
       const auto lda = std::max<index_t>({p.a.ld, p.a.trans ? p.m : p.k, 1});
       const auto ldb = std::max<index_t>({p.b.ld, p.b.trans ? p.k : p.n, 1});
-      const T* a = p.a.ptr + bi * p.a.batch_stride + r0 * (p.a.trans ? 1 : p.a.ld);
-      const T* b = p.b.ptr + bi * p.b.batch_stride;
+      const T* a = p.a.ptr + p.a.offset(bi, p.group()) + r0 * (p.a.trans ? 1 : p.a.ld);
+      const T* b = p.b.ptr + p.b.offset(bi, p.group());
       T* c = p.c + bi * p.m * p.ldc + r0 * p.ldc;
       if (!detail::provider_gemm<T>(p.a.trans, p.b.trans, r1 - r0, p.n, p.k, a, lda, b, ldb, beta, c, p.ldc)) {
         refused.store(true, std::memory_order_relaxed);

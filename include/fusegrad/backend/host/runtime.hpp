@@ -78,6 +78,10 @@ inline constexpr bool use_block_cache = false;
 inline constexpr bool use_block_cache = true;
 #endif
 
+/// The CUDA backend's slot for faults that kernels meet (a bad id); host code throws at once and
+/// never needs one, but nodes carry the (null) pointer on both backends.
+struct DeviceFault;
+
 /// Never destroyed: a tensor that outlives static destruction (a static of the user's) still has
 /// somewhere to return its memory.
 inline BlockCache& block_cache() {
