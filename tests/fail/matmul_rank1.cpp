@@ -1,4 +1,4 @@
-// expect: matmul: operands must have rank 2 \(matrices\) or 3 \(batches of matrices\)
+// expect: matmul: operands must have rank 2 \(matrices\), 3 or 4 \(batches of matrices
 #include <fusegrad/fusegrad.hpp>
 namespace fg = fusegrad;
 int main() {

@@ -5,8 +5,10 @@
 //     = softmax(q kᵀ / √D [masked: key j > query i]) v      q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv)
 //
 // The batch of heads is one axis (N = B·H) or two ([B, H, T, D]). The two-axis form takes the
-// heads where a projection left them: `permute(reshape(qkv_part, {B, T, H, D}), {0, 2, 1, 3})` is
-// read in place by the GEMMs (strided batches over B and H; no transposing copy). kᵀ is a permuted
+// heads where a projection left them: `select(permute(reshape(qkv, {B, T, 3, H, D}), {2, 0, 3, 1,
+// 4}), 0, i)` is a strided view the GEMMs read in place (batches over B and H; no transposing
+// copy). (A reshape of a view that is not a tensor is an index map, not a view: reshape the
+// tensor first, then permute and select.) kᵀ is a permuted
 // view that reaches the GEMM as a transpose flag (no copy). Launches: forward 2 GEMMs +
 // 2 kernels (the softmax's row log-sum-exp and probabilities, mask and scale fused); backward 4
 // GEMMs + 2 kernels (the softmax rule) + what the operands' own rules need (tests/
