@@ -259,6 +259,71 @@ TEST_CASE("views of non-leaf expressions: broadcasting trees, reductions, matrix
                  "matmul(transpose(matmul(a, w)), a)", 3);
 }
 
+TEST_CASE("indexed kernels over every layout of the last axis: broadcast, strided, non-leaf",
+          "[views][rows]") {
+  // The host backend walks an indexed kernel row by row through cursors (node.hpp): each leaf's
+  // last axis is read with stride 0 (broadcast), 1, or any other; a non-leaf broadcast with step 0
+  // or 1. Every combination against the reference, at row lengths 1, 3 and 129 and with no rows.
+  std::mt19937 rng(409);
+  const auto add = [](double x, double y) { return x + y; };
+  const auto mul = [](double x, double y) { return x * y; };
+  for (const index_t cols : {index_t(1), index_t(3), index_t(129)}) {
+    INFO("row length " << cols);
+    auto a = fgtest::random_tensor<float, 2>(Dims{5, cols}, rng);
+    auto at = fgtest::random_tensor<float, 2>(Dims{cols, 5}, rng);  // read transposed: stride 5
+    auto col = fgtest::random_tensor<float, 2>(Dims{5, 1}, rng);     // last-axis stride 0
+    auto row = fgtest::random_tensor<float, 1>(Dims{cols}, rng);     // row stride 0, last 1
+    const Ref ra = fgtest::ref_of(a), rat = fgtest::transpose(fgtest::ref_of(at));
+    const Ref rcol = fgtest::ref_of(col), rrow = fgtest::ref_of(row);
+    const Ref sum3 = fgtest::round_to<float>(fgtest::map2(
+        fgtest::round_to<float>(fgtest::map2(ra, rat, add)), rcol, add));
+    fgtest::expect_exact(fgtest::run<float, 2>(a + fg::transpose(at) + col), sum3,
+                         "a + transpose(at) + col");
+    fgtest::expect_exact(fgtest::run<float, 2>(fg::transpose(at) * row),
+                         fgtest::round_to<float>(fgtest::map2(rat, rrow, mul)), "transpose(at) * row");
+    // Non-leaf broadcasts: a [5, 1] tree (step 0 along the row) and a [cols] tree (step 1).
+    const Ref col1 = fgtest::round_to<float>(fgtest::map1(rcol, [](double x) { return x + 1.0; }));
+    fgtest::expect_exact(fgtest::run<float, 2>(fg::broadcast_to(col + 1.f, {5, cols}) * a),
+                         fgtest::round_to<float>(fgtest::map2(col1, ra, mul)), "(col + 1) * a");
+    const Ref row2 = fgtest::round_to<float>(fgtest::map1(rrow, [](double x) { return x * 2.0; }));
+    fgtest::expect_exact(fgtest::run<float, 3>(fg::broadcast_to(row * 2.f, {2, 5, cols}) + col),
+                         fgtest::round_to<float>(fgtest::map2(fgtest::broadcast_to(row2, {2, 5, cols}),
+                                                              rcol, add)),
+                         "broadcast_to(row * 2) + col");
+    // A node that reads its own index (the causal mask) broadcast along the row: every column
+    // sees the mask's column 0, which keeps everything.
+    const Ref col_wide = fgtest::broadcast_to(rcol, {5, cols});
+    fgtest::expect_exact(fgtest::run<float, 2>(fg::broadcast_to(fg::nn::causal_fill(col * 1.f, -7.f), {5, cols})),
+                         col_wide, "broadcast_to(causal_fill(col))");
+    // Reductions read through row cursors: along the last axis, and along the axis before it
+    // (each block of columns one row); along axis 0 of rank 3 the blocks span rows (per element).
+    auto b = fgtest::random_tensor<float, 3>(Dims{4, cols, 6}, rng);
+    const Ref rb = fgtest::ref_of(b);
+    const auto tb = fg::permute(b, {0, 2, 1});  // [4, 6, cols], last-axis stride 6
+    const Ref rtb = fgtest::permute(rb, {0, 2, 1});
+    const double tol = 1e-5 * static_cast<double>(cols);
+    fgtest::expect(fgtest::run<float, 2>(fg::sum(tb + row, 2)),
+                   fgtest::reduce_axis(fgtest::map2(rtb, rrow, add), fgtest::Red::sum, 2), tol, tol,
+                   "sum(permuted + row, last axis)");
+    fgtest::expect(fgtest::run<float, 2>(fg::max(tb * 2.f, 1)),
+                   fgtest::reduce_axis(fgtest::map1(rtb, [](double x) { return 2 * x; }),
+                                       fgtest::Red::max, 1),
+                   0, 0, "max(permuted * 2, axis before last)");
+    fgtest::expect(fgtest::run<float, 2>(fg::sum(tb + row, 0)),
+                   fgtest::reduce_axis(fgtest::map2(rtb, rrow, add), fgtest::Red::sum, 0), tol, tol,
+                   "sum(permuted + row, axis 0)");
+  }
+  // No rows, and rows of no elements: nothing runs, nothing is read.
+  auto empty_rows = fgtest::random_tensor<float, 2>(Dims{0, 4}, rng);
+  auto bias = fgtest::random_tensor<float, 1>(Dims{4}, rng);
+  fgtest::expect_exact(fgtest::run<float, 2>(fg::transpose(fg::transpose(empty_rows) + 1.f) + bias),
+                       Ref(Dims{0, 4}), "no rows");
+  auto no_cols = fgtest::random_tensor<float, 2>(Dims{3, 0}, rng);
+  auto col3 = fgtest::random_tensor<float, 2>(Dims{3, 1}, rng);
+  fgtest::expect(fgtest::run<float, 1>(fg::sum(fg::transpose(fg::transpose(no_cols)) + col3, 1)),
+                 Ref(Dims{3}, 0.0), 0, 0, "sums of empty rows", 1);
+}
+
 TEST_CASE("aliasing: a destination its own expression reads", "[views][alias]") {
   std::mt19937 rng(407);
   for (index_t n : {1, 2, 7, 64, 129}) {

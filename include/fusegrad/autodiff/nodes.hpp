@@ -151,6 +151,20 @@ struct OneOf : ExprBase<OneOf<A, B>> {
     FG_UNROLL for (int j = 0; j < V; ++j) { r.v[j] = static_cast<value_type>(lb.v[j]); }
     return r;
   }
+  /// Row cursor (node.hpp): both sides' cursors, the choice made per element (it never changes,
+  /// so the compiler hoists it).
+  template <class CA, class CB>
+  struct Row {
+    bool first;
+    CA a;
+    CB b;
+    value_type operator()(index_t j) const { return first ? a(j) : static_cast<value_type>(b(j)); }
+  };
+  auto row(const Shape<rank>& index) const {
+    using CA = decltype(detail::row_cursor(a, index));
+    using CB = decltype(detail::row_cursor(b, index));
+    return Row<CA, CB>{first, detail::row_cursor(a, index), detail::row_cursor(b, index)};
+  }
   bool linear() const { return first ? is_linear(a) : is_linear(b); }
   bool lanes_aligned(int lanes) const {
     return first ? detail::lanes_aligned(a, lanes) : detail::lanes_aligned(b, lanes);

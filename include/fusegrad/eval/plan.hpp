@@ -60,6 +60,18 @@ struct WriteIndexed {
   FG_HOST_DEVICE void operator()(const Shape<R>& index, index_t i) const {
     out[i] = to_storage<T>(k.at(index));
   }
+  /// The row starting at position i (host backend: launch.hpp).
+  template <class C>
+  struct Row {
+    T* out;
+    C in;
+    void operator()(index_t j) const { out[j] = to_storage<T>(in(j)); }
+  };
+  template <int R>
+  auto row(const Shape<R>& index, index_t i) const {
+    using C = decltype(row_cursor(k, index));
+    return Row<C>{out + i, row_cursor(k, index)};
+  }
 };
 
 /// Element i (C order) of a kernel-ready tree whose leaves are all contiguous.
@@ -81,6 +93,24 @@ struct LoadIndexed {
       i /= extents[d];
     }
     return k.at(index);
+  }
+  /// Whether a stretch of `len` positions starting at a multiple of len is one row of the last
+  /// axis (host backend: reduce.hpp then reads it through row(first)).
+  bool rows_along_last_axis(index_t len) const {
+    return K::rank >= 1 && len > 0 && extents[K::rank - 1] == len;
+  }
+  /// The cursor of the last-axis row that starts at position `first`.
+  auto row(index_t first) const
+    requires(K::rank >= 1)
+  {
+    Shape<K::rank> index;
+    index[K::rank - 1] = 0;
+    first /= extents[K::rank - 1];
+    for (int d = K::rank - 2; d >= 0; --d) {
+      index[d] = first % extents[d];
+      first /= extents[d];
+    }
+    return row_cursor(k, index);
   }
 };
 

@@ -45,6 +45,22 @@ struct Broadcast : ExprBase<Broadcast<E, R>> {
     return inner.at(sub);
   }
   FG_HOST_DEVICE value_type at_linear(index_t i) const { return inner.at_linear(i); }
+  /// Row cursor (node.hpp): the inner row at the mapped index, walked with step 0 where the
+  /// inner's last axis is broadcast.
+  template <class C>
+  struct Row {
+    C inner;
+    index_t step;
+    value_type operator()(index_t j) const { return inner(j * step); }
+  };
+  auto row(const Shape<R>& index) const {
+    Shape<inner_rank> sub;
+    for (int j = 0; j < inner_rank; ++j) {
+      sub[j] = inner_extents[j] == 1 ? 0 : index[j + R - inner_rank];
+    }
+    using C = decltype(detail::row_cursor(inner, sub));
+    return Row<C>{detail::row_cursor(inner, sub), inner_extents[inner_rank - 1] == 1 ? 0 : 1};
+  }
   template <int V>
   FG_HOST_DEVICE Lanes<value_type, V> lanes(index_t i) const {
     return detail::lanes_of<V>(inner, i);

@@ -43,6 +43,14 @@ struct Leaf : ExprBase<Leaf<T, R>> {
   }
   bool lanes_aligned(int lanes) const { return lanes_aligned_ptr(data, lanes); }
 
+  /// Row cursor (node.hpp): one base pointer and the last axis' stride (1, or 0 when broadcast).
+  struct Row {
+    const T* data;
+    index_t stride;
+    value_type operator()(index_t j) const { return static_cast<value_type>(data[j * stride]); }
+  };
+  Row row(const Shape<R>& index) const { return {data + offset(index), strides[R - 1]}; }
+
   /// True when the elements are in C order with no gaps (size-1 dimensions' strides ignored).
   bool contiguous() const {
     index_t step = 1;
@@ -104,6 +112,14 @@ struct Scalar : ExprBase<Scalar<T>> {
   }
   bool lanes_aligned(int) const { return true; }
   bool linear() const { return true; }
+  struct Row {
+    T value;
+    T operator()(index_t) const { return value; }
+  };
+  template <int R>
+  Row row(const Shape<R>&) const {
+    return {value};
+  }
   template <class Plan>
   Scalar prepare(Plan&) const {
     return *this;

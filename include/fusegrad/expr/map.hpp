@@ -41,6 +41,19 @@ struct Map : ExprBase<Map<Op, A...>> {
     return all([lanes](const auto& a) { return detail::lanes_aligned(a, lanes); });
   }
 
+  /// Row cursor (node.hpp): op over the operands' cursors.
+  template <class... C>
+  struct Row {
+    Op op;
+    detail::Pack<C...> args;
+    value_type operator()(index_t j) const { return call(j, std::index_sequence_for<C...>{}); }
+    template <std::size_t... I>
+    value_type call(index_t j, std::index_sequence<I...>) const {
+      return op(detail::get<I>(args)(j)...);
+    }
+  };
+  auto row(const Shape<rank>& index) const { return row_impl(index, std::index_sequence_for<A...>{}); }
+
   template <class Plan>
   auto prepare(Plan& plan) const {
     return prepare_impl(plan, std::index_sequence_for<A...>{});
@@ -67,6 +80,12 @@ struct Map : ExprBase<Map<Op, A...>> {
   template <int V, std::size_t... I>
   FG_HOST_DEVICE Lanes<value_type, V> lanes_impl(index_t i, std::index_sequence<I...>) const {
     return apply_lanes<V>(detail::lanes_of<V>(detail::get<I>(args), i)...);
+  }
+  template <std::size_t... I>
+  auto row_impl(const Shape<rank>& index, std::index_sequence<I...>) const {
+    using R = Row<decltype(detail::row_cursor(detail::get<I>(args), index))...>;
+    return R{op, detail::Pack<decltype(detail::row_cursor(detail::get<I>(args), index))...>(
+                     detail::row_cursor(detail::get<I>(args), index)...)};
   }
   template <int V, class... L>
   FG_HOST_DEVICE Lanes<value_type, V> apply_lanes(const L&... in) const {

@@ -12,6 +12,11 @@
 // V calls of at_linear):
 //   Lanes<value_type, V> lanes<V>(index_t i) const;  // elements [i, i + V), i a multiple of V
 //   bool lanes_aligned(int V) const;                 // every leaf aligned to V of its elements
+// and, optionally, a row cursor for backends that walk the last axis in an inner loop (the host):
+//   auto row(const Shape<rank>& index) const;        // index[rank - 1] == 0; returns c with
+//                                                    // c(j) = at(index with index[rank - 1] = j)
+// whose per-row work (a leaf's base offset, a row statistic) is done once, so that c(j) is a
+// stride walk the compiler vectorises. detail::row_cursor falls back to at() for a node without it.
 // Boundary nodes (matmul, reductions) have no element access: planning evaluates them first.
 #pragma once
 
@@ -84,6 +89,29 @@ FG_HOST_DEVICE Lanes<typename K::value_type, V> lanes_of(const K& k, index_t i) 
     Lanes<typename K::value_type, V> r;
     FG_UNROLL for (int j = 0; j < V; ++j) { r.v[j] = k.at_linear(i + j); }
     return r;
+  }
+}
+
+/// The fallback row cursor: at() with the last coordinate set to j.
+template <class K, int R>
+struct IndexRow {
+  const K* k;
+  Shape<R> index;
+  typename K::value_type operator()(index_t j) const {
+    Shape<R> i = index;
+    i[R - 1] = j;
+    return k->at(i);
+  }
+};
+
+/// k's row cursor at `index` (index[R - 1] == 0): k.row(index) where the node defines it, else
+/// IndexRow over k (which must outlive the cursor). Host only.
+template <class K, int R>
+auto row_cursor(const K& k, const Shape<R>& index) {
+  if constexpr (requires { k.row(index); }) {
+    return k.row(index);
+  } else {
+    return IndexRow<K, R>{&k, index};
   }
 }
 

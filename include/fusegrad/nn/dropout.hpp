@@ -45,6 +45,27 @@ struct Dropout : ExprBase<Dropout<X>> {
     FG_UNROLL for (int d = 0; d < rank; ++d) { position = position * extents[d] + index[d]; }
     return kept(position) ? static_cast<value_type>(x.at(index)) * scale : value_type(0);
   }
+  /// Row cursor (node.hpp): the mask drawn from each element's C-order position, as at() does.
+  template <class C>
+  struct Row {
+    const Dropout* self;
+    C x;
+    index_t first;  // the row's first position
+    value_type operator()(index_t j) const {
+      if (self->p == 0) {
+        return x(j);
+      }
+      return self->kept(first + j) ? static_cast<value_type>(x(j)) * self->scale : value_type(0);
+    }
+  };
+  auto row(const Shape<rank>& index) const {
+    index_t first = 0;
+    for (int d = 0; d < rank; ++d) {
+      first = first * extents[d] + index[d];
+    }
+    using C = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index));
+    return Row<C>{this, fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index), first};
+  }
   FG_HOST_DEVICE value_type at_linear(index_t i) const {
     if (p == 0) {
       return x.at_linear(i);

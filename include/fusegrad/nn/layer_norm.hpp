@@ -49,6 +49,18 @@ struct Normalize : ExprBase<Normalize<X, S>> {
     const auto m = stats.at(fusegrad::FG_BACKEND_NS::detail::row_of<rank>(index));
     return (static_cast<value_type>(x.at(index)) - m.first) * ops::rsqrt{}(m.second + eps);
   }
+  /// Row cursor (node.hpp): the row's μ and 1/σ read once.
+  template <class C>
+  struct Row {
+    C x;
+    value_type mean, inv_std;
+    value_type operator()(index_t j) const { return (static_cast<value_type>(x(j)) - mean) * inv_std; }
+  };
+  auto row(const Shape<rank>& index) const {
+    const auto m = stats.at(fusegrad::FG_BACKEND_NS::detail::row_of<rank>(index));
+    using C = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index));
+    return Row<C>{fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index), m.first, ops::rsqrt{}(m.second + eps)};
+  }
   bool linear() const { return false; }
   template <class Plan>
   auto prepare(Plan& plan) const {
@@ -73,6 +85,18 @@ struct Zip : ExprBase<Zip<A, B>> {
   Shape<rank> shape() const { return a.shape(); }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
     return {a.at(index), static_cast<typename A::value_type>(b.at(index))};
+  }
+  template <class CA, class CB>
+  struct Row {
+    CA a;
+    CB b;
+    value_type operator()(index_t j) const { return {a(j), static_cast<typename A::value_type>(b(j))}; }
+  };
+  auto row(const Shape<rank>& index) const {
+    using CA = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(a, index));
+    using CB = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(b, index));
+    return Row<CA, CB>{fusegrad::FG_BACKEND_NS::detail::row_cursor(a, index),
+                       fusegrad::FG_BACKEND_NS::detail::row_cursor(b, index)};
   }
   bool linear() const { return false; }
   template <class Plan>
@@ -109,6 +133,31 @@ struct NormalizeGrad : ExprBase<NormalizeGrad<H, X, S, Q>> {
     const value_type xhat = (static_cast<value_type>(x.at(index)) - m.first) * r;
     const auto c = static_cast<value_type>(features);
     return r * (static_cast<value_type>(h.at(index)) - (q.first + xhat * q.second) / c);
+  }
+  /// Row cursor (node.hpp): the row's statistics and sums read once.
+  template <class CH, class CX>
+  struct Row {
+    CH h;
+    CX x;
+    value_type mean, inv_std, sum_h, sum_hx, features;
+    value_type operator()(index_t j) const {
+      const value_type xhat = (static_cast<value_type>(x(j)) - mean) * inv_std;
+      return inv_std * (static_cast<value_type>(h(j)) - (sum_h + xhat * sum_hx) / features);
+    }
+  };
+  auto row(const Shape<rank>& index) const {
+    const auto r = fusegrad::FG_BACKEND_NS::detail::row_of<rank>(index);
+    const auto m = stats.at(r);
+    const auto q = sums.at(r);
+    using CH = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(h, index));
+    using CX = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index));
+    return Row<CH, CX>{fusegrad::FG_BACKEND_NS::detail::row_cursor(h, index),
+                       fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index),
+                       m.first,
+                       ops::rsqrt{}(m.second + eps),
+                       q.first,
+                       q.second,
+                       static_cast<value_type>(features)};
   }
   bool linear() const { return false; }
   template <class Plan>

@@ -43,6 +43,18 @@ struct CausalFill : ExprBase<CausalFill<X>> {
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
     return index[rank - 1] <= index[rank - 2] ? static_cast<value_type>(x.at(index)) : fill;
   }
+  /// Row cursor (node.hpp): row i of the last two axes keeps columns j <= i.
+  template <class C>
+  struct Row {
+    C x;
+    index_t last_kept;
+    value_type fill;
+    value_type operator()(index_t j) const { return j <= last_kept ? static_cast<value_type>(x(j)) : fill; }
+  };
+  auto row(const Shape<rank>& index) const {
+    using C = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index));
+    return Row<C>{fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index), index[rank - 2], fill};
+  }
   bool linear() const { return false; }
   template <class Plan>
   auto prepare(Plan& plan) const {
@@ -76,6 +88,34 @@ struct Softmax : ExprBase<Softmax<X, S, Log>> {
     } else {
       return ops::exp{}(shifted);
     }
+  }
+  /// Row cursor (node.hpp): along the softmax's own axis (the last) the row has one log-sum-exp,
+  /// read once; along another axis it is read per element through its own cursor. The choice is
+  /// loop-invariant, so the compiler versions the row loop on it.
+  template <class CX, class CS>
+  struct Row {
+    CX x;
+    CS lse;
+    bool along_row;
+    double row_lse;
+    value_type operator()(index_t j) const {
+      const double l = along_row ? row_lse : static_cast<double>(lse(j));
+      const auto shifted = static_cast<value_type>(static_cast<double>(x(j)) - l);
+      if constexpr (Log) {
+        return shifted;
+      } else {
+        return ops::exp{}(shifted);
+      }
+    }
+  };
+  auto row(const Shape<rank>& index) const {
+    Shape<rank> row = index;
+    row[axis] = 0;
+    using CX = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index));
+    using CS = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(lse, row));
+    const auto lse_row = fusegrad::FG_BACKEND_NS::detail::row_cursor(lse, row);
+    return Row<CX, CS>{fusegrad::FG_BACKEND_NS::detail::row_cursor(x, index), lse_row,
+                       axis == rank - 1, static_cast<double>(lse_row(0))};
   }
   bool linear() const { return false; }
   template <class Plan>

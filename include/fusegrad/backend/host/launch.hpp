@@ -108,7 +108,10 @@ void for_each_segmented(int segments, const index_t* ends, const F& f) {
   });
 }
 
-/// f(index, i) for every N-d index of `shape` (i its C-order position), rows in parallel.
+/// f(index, i) for every N-d index of `shape` (i its C-order position), rows in parallel. When f
+/// has `row(index, i)` (index's last coordinate 0, i the row's first position), each row is one
+/// call of it and an inner loop over the cursor it returns, c(j) for j in [0, cols): the row's
+/// set-up (leaf offsets, row statistics) is done once and the inner loop vectorises.
 template <int R, class F>
 void for_each_index(const Shape<R>& shape, const F& f) {
   const index_t n = shape.size();
@@ -130,9 +133,18 @@ void for_each_index(const Shape<R>& shape, const F& f) {
           index[d] = rest % shape[d];
           rest /= shape[d];
         }
-        for (index_t j = 0; j < cols; ++j) {
-          index[R - 1] = j;
-          local(index, row * cols + j);
+        index[R - 1] = 0;
+        if constexpr (requires { local.row(index, row); }) {
+          const auto cursor = local.row(index, row * cols);
+#pragma omp simd
+          for (index_t j = 0; j < cols; ++j) {
+            cursor(j);
+          }
+        } else {
+          for (index_t j = 0; j < cols; ++j) {
+            index[R - 1] = j;
+            local(index, row * cols + j);
+          }
         }
       }
     });
