@@ -27,6 +27,17 @@
 
 /// Keeps a function out of line (the host backend's loop bodies: compiled once, called from both
 /// the serial and the parallel path).
+// Whether float exp and erfc use ops/vector_math.hpp: host code built for AVX2 + FMA or better
+// (-march=native on most machines of the last decade), where loops that call them vectorise with
+// gathers and fused multiply-adds. With SSE2 alone (x86-64's baseline) the strided loads of an
+// indexed row do not vectorise, and libm's scalar calls are faster than the polynomial one value
+// at a time. Device code always uses CUDA's.
+#if !defined(__CUDA_ARCH__) && defined(__AVX2__) && defined(__FMA__)
+#define FG_VECTOR_MATH 1
+#else
+#define FG_VECTOR_MATH 0
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define FG_NOINLINE __attribute__((noinline))
 #else

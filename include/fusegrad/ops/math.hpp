@@ -2,6 +2,8 @@
 // relu abs square pow(x, p), and the activations of transformers: gelu (erf), gelu_tanh, silu.
 //
 // Device code calls CUDA's math functions, host code <cmath>; both in the argument's own precision.
+// On a host built for AVX2 + FMA (FG_VECTOR_MATH, core/config.hpp), float exp and erfc use the
+// branch-free forms of ops/vector_math.hpp instead, so that the loops calling them vectorise.
 // They live in `ops::scalar`, a namespace that holds no types: argument-dependent lookup from an
 // expression type (whose op functors live in ops and ops::detail) never finds them, so user code
 // `exp(maximum(a, b))` under `using namespace fusegrad` is not ambiguous.
@@ -14,6 +16,7 @@
 #include <type_traits>
 
 #include "fusegrad/core/config.hpp"
+#include "fusegrad/ops/vector_math.hpp"
 
 namespace fusegrad::ops {
 
@@ -24,7 +27,18 @@ namespace scalar {
 #else
 #define FG_MATH_DISPATCH(fn, x) return std::fn(x)
 #endif
-template <class T> FG_HOST_DEVICE T exp(T x) { FG_MATH_DISPATCH(exp, x); }
+/// exp in element-wise code: on a host compiled for AVX2 and FMA or better, float goes through
+/// the vectorisable form (ops/vector_math.hpp); elsewhere the library's.
+template <class T> FG_HOST_DEVICE T exp(T x) {
+#if FG_VECTOR_MATH
+  if constexpr (std::is_same_v<T, float>) {
+    return vector_math::exp(x);
+  }
+#endif
+  FG_MATH_DISPATCH(exp, x);
+}
+/// The platform's exp (libm, CUDA): for scalar code such as a reduction's combine step.
+template <class T> FG_HOST_DEVICE T exp_library(T x) { FG_MATH_DISPATCH(exp, x); }
 template <class T> FG_HOST_DEVICE T log(T x) { FG_MATH_DISPATCH(log, x); }
 template <class T> FG_HOST_DEVICE T log1p(T x) { FG_MATH_DISPATCH(log1p, x); }
 template <class T> FG_HOST_DEVICE T sqrt(T x) { FG_MATH_DISPATCH(sqrt, x); }
@@ -32,7 +46,14 @@ template <class T> FG_HOST_DEVICE T sin(T x) { FG_MATH_DISPATCH(sin, x); }
 template <class T> FG_HOST_DEVICE T cos(T x) { FG_MATH_DISPATCH(cos, x); }
 template <class T> FG_HOST_DEVICE T tanh(T x) { FG_MATH_DISPATCH(tanh, x); }
 template <class T> FG_HOST_DEVICE T fabs(T x) { FG_MATH_DISPATCH(fabs, x); }
-template <class T> FG_HOST_DEVICE T erfc(T x) { FG_MATH_DISPATCH(erfc, x); }
+template <class T> FG_HOST_DEVICE T erfc(T x) {
+#if FG_VECTOR_MATH
+  if constexpr (std::is_same_v<T, float>) {
+    return vector_math::erfc(x);
+  }
+#endif
+  FG_MATH_DISPATCH(erfc, x);
+}
 template <class T> FG_HOST_DEVICE T pow(T x, T p) {
 #if defined(__CUDA_ARCH__)
   if constexpr (std::is_same_v<T, float>) { return ::powf(x, p); } else { return ::pow(x, p); }

@@ -258,6 +258,34 @@ struct logsumexp {
     using result_type = V;
     FG_HOST_DEVICE static acc_type identity() { return {detail::lowest<V>(), V(0)}; }
     FG_HOST_DEVICE static acc_type lift(V v, index_t) { return {v, V(1)}; }
+    /// N consecutive values at once (host backend, reduce.hpp): their maximum m, then Σ e^(v - m)
+    /// in a loop that vectorises; one exponential per value, none per combine. A block holding NaN
+    /// or +inf, or only -inf, takes the per-value path (its rules for those cases).
+    template <int N>
+    static acc_type lift_block(const V (&v)[N]) {
+      V m = v[0];
+      bool nan = false;
+      for (int l = 0; l < N; ++l) {
+        m = v[l] > m ? v[l] : m;
+        nan = nan || v[l] != v[l];
+      }
+      if (nan || !(m < detail::highest<V>()) || !(m > detail::lowest<V>())) {
+        acc_type a = identity();
+        for (int l = 0; l < N; ++l) {
+          a = combine(a, lift(v[l], 0));
+        }
+        return a;
+      }
+      V e[N];
+      for (int l = 0; l < N; ++l) {  // element-wise: vectorises
+        e[l] = v[l] > detail::lowest<V>() ? exp{}(v[l] - m) : V(0);
+      }
+      V sum(0);
+      for (int l = 0; l < N; ++l) {
+        sum += e[l];
+      }
+      return {m, sum};
+    }
     FG_HOST_DEVICE static acc_type combine(acc_type a, acc_type b) {
       if (b.scaled_sum == V(0)) {
         return a;
@@ -276,7 +304,7 @@ struct logsumexp {
       if (b.max == a.max) {  // also both infinite: no inf - inf
         return {a.max, a.scaled_sum + b.scaled_sum};
       }
-      return {a.max, a.scaled_sum + b.scaled_sum * exp{}(b.max - a.max)};
+      return {a.max, a.scaled_sum + b.scaled_sum * scalar::exp_library(b.max - a.max)};
     }
     FG_HOST_DEVICE static result_type finish(acc_type a, index_t) {
       if (a.scaled_sum == V(0)) {
