@@ -27,16 +27,16 @@ namespace scalar {
 #else
 #define FG_MATH_DISPATCH(fn, x) return std::fn(x)
 #endif
-/// exp in element-wise code: on a host compiled for AVX2 and FMA or better, float goes through
-/// the vectorisable form (ops/vector_math.hpp); elsewhere the library's.
-template <class T> FG_HOST_DEVICE T exp(T x) {
+// exp and erfc in element-wise code: on a host compiled for AVX2 and FMA or better, float goes
+// through the vectorisable forms (ops/vector_math.hpp); elsewhere the library's.
 #if FG_VECTOR_MATH
-  if constexpr (std::is_same_v<T, float>) {
-    return vector_math::exp(x);
-  }
+#define FG_VECTOR_DISPATCH(fn, x) \
+  if constexpr (std::is_same_v<decltype(x), float>) { return vector_math::fn(x); } else { FG_MATH_DISPATCH(fn, x); }
+#else
+#define FG_VECTOR_DISPATCH(fn, x) FG_MATH_DISPATCH(fn, x)
 #endif
-  FG_MATH_DISPATCH(exp, x);
-}
+template <class T> FG_HOST_DEVICE T exp(T x) { FG_VECTOR_DISPATCH(exp, x); }
+template <class T> FG_HOST_DEVICE T erfc(T x) { FG_VECTOR_DISPATCH(erfc, x); }
 /// The platform's exp (libm, CUDA): for scalar code such as a reduction's combine step.
 template <class T> FG_HOST_DEVICE T exp_library(T x) { FG_MATH_DISPATCH(exp, x); }
 template <class T> FG_HOST_DEVICE T log(T x) { FG_MATH_DISPATCH(log, x); }
@@ -46,14 +46,6 @@ template <class T> FG_HOST_DEVICE T sin(T x) { FG_MATH_DISPATCH(sin, x); }
 template <class T> FG_HOST_DEVICE T cos(T x) { FG_MATH_DISPATCH(cos, x); }
 template <class T> FG_HOST_DEVICE T tanh(T x) { FG_MATH_DISPATCH(tanh, x); }
 template <class T> FG_HOST_DEVICE T fabs(T x) { FG_MATH_DISPATCH(fabs, x); }
-template <class T> FG_HOST_DEVICE T erfc(T x) {
-#if FG_VECTOR_MATH
-  if constexpr (std::is_same_v<T, float>) {
-    return vector_math::erfc(x);
-  }
-#endif
-  FG_MATH_DISPATCH(erfc, x);
-}
 template <class T> FG_HOST_DEVICE T pow(T x, T p) {
 #if defined(__CUDA_ARCH__)
   if constexpr (std::is_same_v<T, float>) { return ::powf(x, p); } else { return ::pow(x, p); }
@@ -61,6 +53,7 @@ template <class T> FG_HOST_DEVICE T pow(T x, T p) {
   return std::pow(x, p);
 #endif
 }
+#undef FG_VECTOR_DISPATCH
 #undef FG_MATH_DISPATCH
 }  // namespace scalar
 
