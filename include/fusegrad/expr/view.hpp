@@ -190,6 +190,20 @@ auto reshape(const E& e, const index_t (&new_shape)[N]) {
   }
 }
 
+/// x as (x.shape(0), the product of the other extents): what a classifier reads after
+/// convolutions. Of a Tensor it is a view; of an expression, a lazy reshape.
+/// Example: `auto logits = fc(fg::flatten(fg::nn::max_pool2d(h, 2)));  // (N, C·H·W) -> (N, 10)`
+template <tensor_expression E>
+auto flatten(const E& e) {
+  const auto in = as_node(e).shape();
+  static_assert(decltype(in)::rank >= 1, "flatten: needs an expression of rank 1 or more");
+  index_t rest = 1;
+  for (int i = 1; i < decltype(in)::rank; ++i) {
+    rest *= in[i];
+  }
+  return reshape(e, {in[0], rest});
+}
+
 /// Elements start, start + step, ... (< stop) along `axis`; 0 <= start <= stop <= extent, step >= 1.
 /// `slice(x, 1, 2, 5)` takes columns 2, 3, 4.
 template <tensor_expression E>

@@ -1,0 +1,257 @@
+// fusegrad/nn/pool.hpp — max and average pooling over the H and W axes of NCHW.
+//
+//   max_pool2d(x, kernel, stride = kernel, padding = 0)   x (N, C, H, W) -> (N, C, OH, OW)
+//   avg_pool2d(x, kernel, stride = kernel, padding = 0)   OH = (H + 2 ph - KH) / sh + 1, OW likewise
+//
+// Each argument is an int or {h, w}; padding at most half the kernel (PyTorch's rule: every window
+// holds an input element). Max pooling ignores the padding and propagates NaN; average pooling
+// counts the padding as zeros (PyTorch's count_include_pad = True). Both are element-wise nodes:
+// the pooling fuses with what reads it and with what it reads (`max_pool2d(relu(x), 2)` is one
+// kernel). Backward, one kernel each, a gather (no atomics, the same bits every run):
+//   max: each input element receives g of the windows whose first maximum (in row-major window
+//        order, the `max` reduction's convention) it is; the window is scanned again, not stored;
+//   avg: each input element receives Σ g / (KH·KW) over the windows that hold it.
+#pragma once
+
+#include <string>
+
+#include "fusegrad/expr/elementwise.hpp"
+#include "fusegrad/nn/conv.hpp"
+
+namespace fusegrad::inline FG_BACKEND_NS {
+
+namespace nn {
+
+/// The geometry of one pooling (plain numbers, for device code).
+struct PoolGeometry {
+  index_t height = 0, width = 0;  // of the input
+  index_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+  index_t oh = 0, ow = 0;
+
+  /// The first output row (or column) whose window holds input row i, given kernel k, stride s,
+  /// padding p: windows start at o·s - p and hold k rows.
+  FG_HOST_DEVICE static index_t first_window(index_t i, index_t k, index_t s, index_t p) {
+    const index_t top = i + p - k + 1;  // the window must start at or after this row
+    return top <= 0 ? 0 : (top + s - 1) / s;
+  }
+};
+
+/// The position (ih · W + iw) of the first maximum of output (n, c, oh, ow)'s window, NaN first if
+/// any; and its value.
+template <class X>
+FG_HOST_DEVICE void window_max(const X& x, const PoolGeometry& g, index_t n, index_t c, index_t oh, index_t ow,
+                               typename X::value_type& best, index_t& where) {
+  using V = typename X::value_type;
+  bool found = false;
+  best = V(0);
+  where = -1;
+  for (index_t i = 0; i < g.kh; ++i) {
+    const index_t ih = oh * g.sh - g.ph + i;
+    if (ih < 0 || ih >= g.height) {
+      continue;
+    }
+    for (index_t j = 0; j < g.kw; ++j) {
+      const index_t iw = ow * g.sw - g.pw + j;
+      if (iw < 0 || iw >= g.width) {
+        continue;
+      }
+      const V v = static_cast<V>(x.at(Shape<4>({n, c, ih, iw})));
+      if (!found || v > best || (v != v && best == best)) {
+        found = true;
+        best = v;
+        where = ih * g.width + iw;
+      }
+    }
+  }
+}
+
+/// max_pool2d (Max = true) or avg_pool2d (Max = false) of x.
+template <class X, bool Max>
+struct Pool2d : ExprBase<Pool2d<X, Max>> {
+  using value_type = typename X::value_type;
+  static constexpr int rank = 4;
+  static constexpr bool may_be_linear = false;
+  X x;
+  PoolGeometry geo;
+  Shape<4> extents;
+
+  Shape<4> shape() const { return extents; }
+  FG_HOST_DEVICE value_type at(const Shape<4>& index) const {
+    if constexpr (Max) {
+      value_type best;
+      index_t where;
+      window_max(x, geo, index[0], index[1], index[2], index[3], best, where);
+      return best;
+    } else {
+      value_type total(0);
+      for (index_t i = 0; i < geo.kh; ++i) {
+        const index_t ih = index[2] * geo.sh - geo.ph + i;
+        if (ih < 0 || ih >= geo.height) {
+          continue;
+        }
+        for (index_t j = 0; j < geo.kw; ++j) {
+          const index_t iw = index[3] * geo.sw - geo.pw + j;
+          if (iw >= 0 && iw < geo.width) {
+            total += static_cast<value_type>(x.at(Shape<4>({index[0], index[1], ih, iw})));
+          }
+        }
+      }
+      return total / static_cast<value_type>(geo.kh * geo.kw);
+    }
+  }
+  bool linear() const { return false; }
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    auto px = x.prepare(plan);
+    return Pool2d<decltype(px), Max>{{}, px, geo, extents};
+  }
+  bool conflicts_with(const void* b, const void* e, bool) const { return x.conflicts_with(b, e, false); }
+};
+
+/// The gradient of a pooling with respect to its input x: a gather over the windows holding each
+/// element (see the file comment). (N, C, H, W) from g (N, C, OH, OW).
+template <class G, class X, bool Max>
+struct Pool2dGrad : ExprBase<Pool2dGrad<G, X, Max>> {
+  using value_type = typename G::value_type;
+  static constexpr int rank = 4;
+  static constexpr bool may_be_linear = false;
+  G g;
+  X x;  // the pooled input (max: to find each window's maximum again)
+  PoolGeometry geo;
+  Shape<4> extents;
+
+  Shape<4> shape() const { return extents; }
+  FG_HOST_DEVICE value_type at(const Shape<4>& index) const {
+    const index_t n = index[0], c = index[1], ih = index[2], iw = index[3];
+    value_type total(0);
+    const index_t oh_end = (ih + geo.ph) / geo.sh + 1, ow_end = (iw + geo.pw) / geo.sw + 1;
+    for (index_t oh = PoolGeometry::first_window(ih, geo.kh, geo.sh, geo.ph); oh < oh_end && oh < geo.oh; ++oh) {
+      for (index_t ow = PoolGeometry::first_window(iw, geo.kw, geo.sw, geo.pw); ow < ow_end && ow < geo.ow; ++ow) {
+        if constexpr (Max) {
+          typename X::value_type best;
+          index_t where;
+          window_max(x, geo, n, c, oh, ow, best, where);
+          if (where == ih * geo.width + iw) {
+            total += static_cast<value_type>(g.at(Shape<4>({n, c, oh, ow})));
+          }
+        } else {
+          total += static_cast<value_type>(g.at(Shape<4>({n, c, oh, ow})));
+        }
+      }
+    }
+    if constexpr (Max) {
+      return total;
+    } else {
+      return total / static_cast<value_type>(geo.kh * geo.kw);
+    }
+  }
+  bool linear() const { return false; }
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    auto pg = g.prepare(plan);
+    auto px = x.prepare(plan);
+    return Pool2dGrad<decltype(pg), decltype(px), Max>{{}, pg, px, geo, extents};
+  }
+  bool conflicts_with(const void* b, const void* e, bool) const {
+    return g.conflicts_with(b, e, false) || x.conflicts_with(b, e, false);
+  }
+};
+
+namespace detail {
+
+inline PoolGeometry pool_geometry(const char* name, const Shape<4>& xs, Extent2 k, Extent2 s, Extent2 p) {
+  const auto fail = [&](const std::string& what) {
+    throw shape_error(std::string(name) + ": " + what + " (input [N, C, H, W] = " + to_string(xs) + ", kernel {" +
+                      std::to_string(k.h) + ", " + std::to_string(k.w) + "}, stride {" + std::to_string(s.h) + ", " +
+                      std::to_string(s.w) + "}, padding {" + std::to_string(p.h) + ", " + std::to_string(p.w) + "})");
+  };
+  if (k.h <= 0 || k.w <= 0) {
+    fail("the kernel must be positive");
+  }
+  if (s.h <= 0 || s.w <= 0) {
+    fail("the stride must be positive");
+  }
+  if (p.h < 0 || p.w < 0 || 2 * p.h > k.h || 2 * p.w > k.w) {
+    fail("the padding must be between 0 and half the kernel");
+  }
+  if (k.h > xs[2] + 2 * p.h || k.w > xs[3] + 2 * p.w) {
+    fail("the kernel is larger than the padded input (" + std::to_string(xs[2] + 2 * p.h) + " x " +
+         std::to_string(xs[3] + 2 * p.w) + ")");
+  }
+  PoolGeometry g;
+  g.height = xs[2];
+  g.width = xs[3];
+  g.kh = k.h;
+  g.kw = k.w;
+  g.sh = s.h;
+  g.sw = s.w;
+  g.ph = p.h;
+  g.pw = p.w;
+  g.oh = (g.height + 2 * g.ph - g.kh) / g.sh + 1;
+  g.ow = (g.width + 2 * g.pw - g.kw) / g.sw + 1;
+  return g;
+}
+
+template <bool Max, tensor_expression E>
+auto pool_node(const char* name, const E& e, Extent2 kernel, Extent2 stride, Extent2 padding) {
+  auto x = as_node(e);
+  using X = decltype(x);
+  static_assert(X::rank == 4, "max_pool2d, avg_pool2d: the input must have rank 4, (N, C, H, W)");
+  static_assert(std::is_floating_point_v<typename X::value_type>,
+                "max_pool2d, avg_pool2d: need a floating-point input");
+  const auto xs = x.shape();
+  const PoolGeometry g = pool_geometry(name, xs, kernel, stride, padding);
+  return Pool2d<X, Max>{{}, x, g, Shape<4>({xs[0], xs[1], g.oh, g.ow})};
+}
+
+}  // namespace detail
+
+/// The maximum of each window over H and W (padding ignored; NaN propagates). Lazy, element-wise.
+/// Example: `fg::Tensor<float, 4> p = fg::nn::max_pool2d(fg::relu(h), 2);  // (N, C, H/2, W/2)`
+template <tensor_expression E>
+auto max_pool2d(const E& x, Extent2 kernel, Extent2 stride, Extent2 padding = 0) {
+  return detail::pool_node<true>("max_pool2d", x, kernel, stride, padding);
+}
+template <tensor_expression E>
+auto max_pool2d(const E& x, Extent2 kernel) {
+  return max_pool2d(x, kernel, kernel);
+}
+
+/// The mean of each window over H and W, the padding counted as zeros. Lazy, element-wise.
+/// Example: `fg::Tensor<float, 4> p = fg::nn::avg_pool2d(h, 3, 2, 1);`
+template <tensor_expression E>
+auto avg_pool2d(const E& x, Extent2 kernel, Extent2 stride, Extent2 padding = 0) {
+  return detail::pool_node<false>("avg_pool2d", x, kernel, stride, padding);
+}
+template <tensor_expression E>
+auto avg_pool2d(const E& x, Extent2 kernel) {
+  return avg_pool2d(x, kernel, kernel);
+}
+
+// ---- autodiff hooks (see autodiff/record.hpp and rules.hpp) --------------------------------
+
+template <class X, bool Max, class Tp>
+auto record(const Pool2d<X, Max>& p, Tp& tape) {
+  auto x = record(p.x, tape);
+  return Pool2d<decltype(x), Max>{{}, x, p.geo, p.extents};
+}
+template <class X, bool Max, class Tp>
+bool depends(const Pool2d<X, Max>& p, const Tp& tape) {
+  return depends(p.x, tape);
+}
+template <class X, bool Max>
+bool same(const Pool2d<X, Max>& a, const Pool2d<X, Max>& b) {
+  return a.extents == b.extents && a.geo.kh == b.geo.kh && a.geo.kw == b.geo.kw && a.geo.sh == b.geo.sh &&
+         a.geo.sw == b.geo.sw && a.geo.ph == b.geo.ph && a.geo.pw == b.geo.pw && same(a.x, b.x);
+}
+template <class X, bool Max, class G, class Tp>
+void backprop(const Pool2d<X, Max>& p, const G& g, Tp& tape) {
+  if (depends(p.x, tape)) {
+    auto gn = as_node(g);
+    backprop(p.x, Pool2dGrad<decltype(gn), X, Max>{{}, gn, p.x, p.geo, p.x.shape()}, tape);
+  }
+}
+
+}  // namespace nn
+
+}  // namespace fusegrad::inline FG_BACKEND_NS
