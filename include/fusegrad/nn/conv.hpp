@@ -60,6 +60,7 @@ struct ConvGeometry {
 
   FG_HOST_DEVICE index_t group_channels() const { return channels / groups; }
   FG_HOST_DEVICE index_t window() const { return kh * kw; }
+  bool operator==(const ConvGeometry&) const = default;
 };
 
 /// unfold(x): cols[n, g, k, p] = x[n, g·C/G + k / (KH·KW), ih, iw], 0 in the padding, where
@@ -301,9 +302,7 @@ bool depends(const Unfold<X>& u, const Tp& tape) {
 }
 template <class X>
 bool same(const Unfold<X>& a, const Unfold<X>& b) {
-  return a.extents == b.extents && a.geo.kh == b.geo.kh && a.geo.kw == b.geo.kw && a.geo.sh == b.geo.sh &&
-         a.geo.sw == b.geo.sw && a.geo.ph == b.geo.ph && a.geo.pw == b.geo.pw && a.geo.dh == b.geo.dh &&
-         a.geo.dw == b.geo.dw && a.geo.groups == b.geo.groups && same(a.x, b.x);
+  return a.extents == b.extents && a.geo == b.geo && same(a.x, b.x);
 }
 /// The input gets fold(g): each element the sum of the columns that read it.
 template <class X, class G, class Tp>

@@ -34,6 +34,7 @@ struct PoolGeometry {
     const index_t top = i + p - k + 1;  // the window must start at or after this row
     return top <= 0 ? 0 : (top + s - 1) / s;
   }
+  bool operator==(const PoolGeometry&) const = default;
 };
 
 /// The position (ih · W + iw) of the first maximum of output (n, c, oh, ow)'s window, NaN first if
@@ -241,8 +242,7 @@ bool depends(const Pool2d<X, Max>& p, const Tp& tape) {
 }
 template <class X, bool Max>
 bool same(const Pool2d<X, Max>& a, const Pool2d<X, Max>& b) {
-  return a.extents == b.extents && a.geo.kh == b.geo.kh && a.geo.kw == b.geo.kw && a.geo.sh == b.geo.sh &&
-         a.geo.sw == b.geo.sw && a.geo.ph == b.geo.ph && a.geo.pw == b.geo.pw && same(a.x, b.x);
+  return a.extents == b.extents && a.geo == b.geo && same(a.x, b.x);
 }
 template <class X, bool Max, class G, class Tp>
 void backprop(const Pool2d<X, Max>& p, const G& g, Tp& tape) {
