@@ -312,6 +312,21 @@ TEST_CASE("indexed kernels over every layout of the last axis: broadcast, stride
     fgtest::expect(fgtest::run<float, 2>(fg::sum(tb + row, 0)),
                    fgtest::reduce_axis(fgtest::map2(rtb, rrow, add), fgtest::Red::sum, 0), tol, tol,
                    "sum(permuted + row, axis 0)");
+    // Reshapes inside a tree: splitting the last axis of a non-linear operand (the operand's row
+    // cursor), merging rows (per element), and of a linear operand (its C order).
+    const Ref rsum = fgtest::round_to<float>(fgtest::map2(rtb, rrow, add));
+    const Ref twice = fgtest::map1(rsum, [](double x) { return 2 * x; });
+    const index_t split = cols % 3 == 0 ? 3 : 1;
+    fgtest::expect_exact(fgtest::run<float, 4>(fg::reshape(tb + row, {4, 6, cols / split, split}) * 2.f),
+                         fgtest::reshape(twice, {4, 6, cols / split, split}), "reshape splitting the last axis");
+    fgtest::expect_exact(fgtest::run<float, 2>(fg::reshape(tb + row, {4, 6 * cols}) * 2.f),
+                         fgtest::reshape(twice, {4, 6 * cols}), "reshape merging rows");
+    auto four = fgtest::random_tensor<float, 2>(Dims{4, 1}, rng);
+    fgtest::expect_exact(fgtest::run<float, 2>(fg::reshape(b * 2.f, {4, 6 * cols}) + four),
+                         fgtest::round_to<float>(fgtest::map2(
+                             fgtest::reshape(fgtest::map1(rb, [](double x) { return 2 * x; }), {4, 6 * cols}),
+                             fgtest::ref_of(four), add)),
+                         "reshape of a linear operand, broadcast");
   }
   // No rows, and rows of no elements: nothing runs, nothing is read.
   auto empty_rows = fgtest::random_tensor<float, 2>(Dims{0, 4}, rng);

@@ -22,6 +22,7 @@
 #include "fusegrad/io/npy.hpp"
 #include "fusegrad/memory/tensor.hpp"
 #include "fusegrad/nn/attention.hpp"
+#include "fusegrad/nn/batch_norm.hpp"
 #include "fusegrad/nn/conv.hpp"
 #include "fusegrad/nn/dropout.hpp"
 #include "fusegrad/nn/embedding.hpp"

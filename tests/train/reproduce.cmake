@@ -1,4 +1,4 @@
-# tests/train/reproduce.cmake — runs the MNIST example (EXE) on a small subset and checks:
+# tests/train/reproduce.cmake — runs an MNIST example (EXE: mnist_mlp or mnist_cnn) on a small subset and checks:
 #   - the same seed gives the same per-epoch losses and accuracies on a rerun;
 #   - --resume from the checkpoint written after epoch 1 reproduces epochs 2 and 3 exactly;
 #   - a missing dataset directory, a truncated checkpoint and another optimizer's checkpoint each

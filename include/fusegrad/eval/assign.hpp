@@ -44,6 +44,12 @@ void write(T* out, const Shape<R>& shape, const K& k) {
   }
   backend::for_each_index(shape, WriteIndexed<T, K>{out, k});
 }
+/// A reshape writes the same C order as its operand: the operand is written in its own shape, so
+/// that its rows (and their cursors) are the ones walked.
+template <class T, int R, class E>
+void write(T* out, const Shape<R>&, const Reshape<E, R>& k) {
+  write(out, k.inner_extents, k.inner);
+}
 template <class T, int R, class K>
 void write(Tensor<T, R>& dst, const K& k) {
   write(dst.data(), dst.shape(), k);
@@ -81,6 +87,24 @@ void run_reduce(T* out, const Reduce<Op, E, RO>& r, const K& k) {
     }
   }
   run(LoadIndexed<K>{k, in});
+}
+
+/// Runs the reduction `r` over every axis but r.axis, its input planned as `k`, into `out`.
+template <class T, class Op, class E, class K>
+void run_reduce(T* out, const ReduceKept<Op, E>& r, const K& k) {
+  using Red = typename ReduceKept<Op, E>::reducer;
+  const auto in = r.input.shape();
+  index_t outer = 1, inner = 1;
+  for (int i = 0; i < E::rank; ++i) {
+    (i < r.axis ? outer : inner) *= i == r.axis ? 1 : in[i];
+  }
+  if constexpr (linear_possible<K>()) {
+    if (k.linear()) {
+      backend::reduce_kept<Red>(outer, in[r.axis], inner, LoadLinear<K>{k}, out);
+      return;
+    }
+  }
+  backend::reduce_kept<Red>(outer, in[r.axis], inner, LoadIndexed<K>{k, in}, out);
 }
 
 /// A GEMM operand for leaf `x` of rank XR (batch axes first: inner XR - 3, outer XR - 4); false
@@ -297,6 +321,15 @@ auto materialize(const Reduce<Op, E, R>& r, P& plan) {
   return plan.keep(std::move(t));
 }
 
+/// Evaluates a reduction keeping one axis into a temporary of the plan.
+template <class Op, class E, class P>
+auto materialize(const ReduceKept<Op, E>& r, P& plan) {
+  Tensor<typename ReduceKept<Op, E>::value_type, 1> t(r.shape());
+  Plan inner;
+  detail::run_reduce(t.data(), r, r.input.prepare(inner));
+  return plan.keep(std::move(t));
+}
+
 /// Evaluates a matrix product into a temporary of the plan.
 template <class A, class B, class P>
 auto materialize(const Matmul<A, B>& mm, P& plan) {
@@ -321,13 +354,14 @@ void assign_to(auto& dst, const E& e) {
   if constexpr (is_matmul<N>::value) {
     detail::run_matmul(dst, node);
   } else if constexpr (is_reduce<N>::value) {
+    using detail::run_reduce;  // and, through ADL, a reduction node's own (nn::BatchMoments)
     Plan plan;
     const auto k = node.input.prepare(plan);
     if (dst.holds(shape) && !k.conflicts_with(begin, end, false)) {
-      detail::run_reduce(dst.data(), node, k);
+      run_reduce(dst.data(), node, k);
     } else {
       D tmp(shape);
-      detail::run_reduce(tmp.data(), node, k);
+      run_reduce(tmp.data(), node, k);
       dst = std::move(tmp);
     }
   } else {

@@ -99,6 +99,12 @@ struct LoadIndexed {
   bool rows_along_last_axis(index_t len) const {
     return K::rank >= 1 && len > 0 && extents[K::rank - 1] == len;
   }
+  /// The extent of the last axis: the length of a row.
+  index_t last_extent() const
+    requires(K::rank >= 1)
+  {
+    return extents[K::rank - 1];
+  }
   /// The cursor of the last-axis row that starts at position `first`.
   auto row(index_t first) const
     requires(K::rank >= 1)

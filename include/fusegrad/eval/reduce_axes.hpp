@@ -62,6 +62,13 @@ bool reduction_block(const Shape<R>& extents, unsigned mask, index_t& outer, ind
   return true;
 }
 
+/// The kept axes (those not in `mask`) as (outer, mid, inner) when they form one block of the C
+/// order (axes of extent 1 ignored): the reduced axes lie before and after it. False otherwise.
+template <int R>
+bool kept_block(const Shape<R>& extents, unsigned mask, index_t& outer, index_t& mid, index_t& inner) {
+  return reduction_block(extents, ~mask, outer, mid, inner);
+}
+
 /// out[kept index, C order] = Red over k at every index that differs only on the axes in `mask`
 /// (bit i set: reduce axis i), for axes that form one block of the C order. One kernel.
 template <class Red, class Out, class K, int R>
@@ -76,9 +83,24 @@ void reduce_block(Out* out, const K& k, const Shape<R>& extents, index_t outer, 
   backend::reduce_axis<Red>(outer, len, inner, LoadIndexed<K>{k, extents}, out);
 }
 
+/// out[m] = Red over k at every index whose kept block (outer, mid, inner) position is m: one
+/// kernel.
+template <class Red, class Out, class K, int R>
+void reduce_kept_block(Out* out, const K& k, const Shape<R>& extents, index_t outer, index_t mid,
+                       index_t inner) {
+  if constexpr (linear_possible<K>()) {
+    if (k.linear()) {
+      backend::reduce_kept<Red>(outer, mid, inner, LoadLinear<K>{k}, out);
+      return;
+    }
+  }
+  backend::reduce_kept<Red>(outer, mid, inner, LoadIndexed<K>{k, extents}, out);
+}
+
 /// Sums the tree `e` (of shape `extents`) over the axes in `mask` into `out`, the kept axes in C
 /// order. One kernel when the reduced axes form one block of the C order (a broadcast operand's
-/// leading axes, say); otherwise e is evaluated first and its copy regrouped (two kernels).
+/// leading axes, say) or the kept axes do (a per-channel bias of NCHW: sum over N, H, W);
+/// otherwise e is evaluated first and its copy regrouped (two kernels).
 template <class E, class T, int R>
 void sum_axes_into(T* out, const E& e, const Shape<R>& extents, unsigned mask) {
   Plan plan;
@@ -89,6 +111,10 @@ void sum_axes_into(T* out, const E& e, const Shape<R>& extents, unsigned mask) {
   index_t outer, len, inner;
   if (reduction_block(extents, mask, outer, len, inner)) {
     reduce_block<Red>(out, k, extents, outer, len, inner);
+    return;
+  }
+  if (kept_block(extents, mask, outer, len, inner)) {
+    reduce_kept_block<Red>(out, k, extents, outer, len, inner);
     return;
   }
   // Only leaves get the regrouping load: it is compiled once per dtype and rank.

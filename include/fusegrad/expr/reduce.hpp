@@ -29,6 +29,40 @@ struct Reduce : ExprBase<Reduce<Op, E, R>> {
   Shape<R> extents;
 
   Shape<R> shape() const { return extents; }
+  /// The same reduction of another input (an already prepared one, say).
+  template <class PE>
+  Reduce<Op, PE, R> with_input(const PE& pe) const {
+    return {{}, pe, axis, extents};
+  }
+
+  /// Evaluated into a temporary by the plan (materialize is defined in eval/).
+  template <class Plan>
+  auto prepare(Plan& plan) const {
+    return materialize(*this, plan);
+  }
+};
+
+/// @post result[k] = Op over input[i] for every index i with i[axis] = k: a reduction over every
+/// axis but `axis` (rank-1 result), one kernel. Batch statistics (per channel over N, H, W) are
+/// its use; not exposed as a function.
+template <class Op, class E>
+struct ReduceKept : ExprBase<ReduceKept<Op, E>> {
+  using reducer = typename Op::template reducer<typename E::value_type>;
+  using value_type = typename reducer::result_type;
+  using op_type = Op;
+  using input_type = E;
+  static constexpr int rank = 1;
+
+  E input;
+  int axis = 0;  // the kept axis
+  Shape<1> extents;
+
+  Shape<1> shape() const { return extents; }
+  /// The same reduction of another input (an already prepared one, say).
+  template <class PE>
+  ReduceKept<Op, PE> with_input(const PE& pe) const {
+    return {{}, pe, axis, extents};
+  }
 
   /// Evaluated into a temporary by the plan (materialize is defined in eval/).
   template <class Plan>
@@ -41,6 +75,8 @@ template <class E>
 struct is_reduce : std::false_type {};
 template <class Op, class E, int R>
 struct is_reduce<Reduce<Op, E, R>> : std::true_type {};
+template <class Op, class E>
+struct is_reduce<ReduceKept<Op, E>> : std::true_type {};
 
 namespace detail {
 
@@ -81,13 +117,30 @@ auto reduce_axis(const E& e, int axis) {
   return Reduce<Op, Node, RO>{{}, node, a, out};
 }
 
-/// Prepares `r`, a node's reduction of its own operand x, given x already prepared as `px`: the
-/// reduction then reads px, so a boundary node inside x (a matmul) is computed once, not once for
-/// the reduction and once for the element-wise kernel. Anything else (a saved value) prepares as is.
+/// The reduction of `e` over every axis but `axis`: ReduceKept.
+template <class Op, tensor_expression E>
+auto reduce_kept(const E& e, int axis) {
+  auto node = as_node(e);
+  using Node = decltype(node);
+  static_assert(Node::rank >= 1, "reduction keeping an axis: needs an expression of rank 1 or more");
+  const auto in = node.shape();
+  const int a = normalize_axis(Op::name, axis, Node::rank, to_string(in));
+  index_t per_output = 1;
+  for (int i = 0; i < Node::rank; ++i) {
+    per_output *= i == a ? 1 : in[i];
+  }
+  check_nonempty<Op, Node>(per_output, in);
+  return ReduceKept<Op, Node>{{}, node, a, Shape<1>({in[a]})};
+}
+
+/// Prepares `r`, a node's reduction of its own operand x (a node with is_reduce and with_input),
+/// given x already prepared as `px`: the reduction then reads px, so a boundary node inside x (a
+/// matmul) is computed once, not once for the reduction and once for the element-wise kernel.
+/// Anything else (a saved value) prepares as is.
 template <class S, class PX, class Plan>
 auto prepare_reduction_of(const S& r, const PX& px, Plan& plan) {
   if constexpr (is_reduce<S>::value) {
-    return Reduce<typename S::op_type, PX, S::rank>{{}, px, r.axis, r.extents}.prepare(plan);
+    return r.with_input(px).prepare(plan);
   } else {
     return r.prepare(plan);
   }

@@ -68,6 +68,54 @@ struct Reshape : ExprBase<Reshape<E, R>> {
   }
   bool linear() const { return inner.linear(); }
   bool lanes_aligned(int lanes) const { return detail::lanes_aligned(inner, lanes); }
+  /// Row cursor (node.hpp). The row at `index` is positions [f, f + W) of the C order: a linear
+  /// inner tree reads at_linear(f + j); else, when the row lies within one row of the inner tree
+  /// (a reshape that splits the last axis), it reads through the inner row cursor; else at().
+  template <class C>
+  struct Row {
+    C cursor;
+    const Reshape* self;
+    Shape<R> index;
+    index_t first;  // f, or the offset in the inner row
+    int mode;       // 0: inner row cursor, 1: linear, 2: at()
+    value_type operator()(index_t j) const {
+      if (mode == 0) {
+        return cursor(first + j);
+      }
+      if constexpr (linear_possible<E>()) {
+        if (mode == 1) {
+          return self->inner.at_linear(first + j);
+        }
+      }
+      Shape<R> i = index;
+      i[R - 1] = j;
+      return self->at(i);
+    }
+  };
+  auto row(const Shape<R>& index) const
+    requires(R >= 1 && E::rank >= 1)
+  {
+    index_t f = 0;
+    for (int i = 0; i < R; ++i) {
+      f = f * extents[i] + index[i];
+    }
+    bool linear = false;
+    if constexpr (linear_possible<E>()) {
+      linear = inner.linear();
+    }
+    const index_t inner_row = inner_extents[E::rank - 1];
+    const bool within = !linear && extents[R - 1] > 0 && inner_row % extents[R - 1] == 0;
+    Shape<E::rank> start;  // the inner row holding f (any row when not within)
+    index_t rest = within ? f / inner_row : 0;
+    start[E::rank - 1] = 0;
+    for (int i = E::rank - 2; i >= 0; --i) {
+      start[i] = within ? rest % inner_extents[i] : 0;
+      rest = within ? rest / inner_extents[i] : 0;
+    }
+    using C = decltype(detail::row_cursor(inner, start));
+    return Row<C>{detail::row_cursor(inner, start), this, index, within ? f % inner_row : f,
+                  linear ? 1 : (within ? 0 : 2)};
+  }
   template <class Plan>
   auto prepare(Plan& plan) const {
     auto p = inner.prepare(plan);

@@ -63,29 +63,54 @@ struct ConvGeometry {
   bool operator==(const ConvGeometry&) const = default;
 };
 
-/// unfold(x): cols[n, g, k, p] = x[n, g·C/G + k / (KH·KW), ih, iw], 0 in the padding, where
-/// k % (KH·KW) = i·KW + j picks the kernel tap, p = oh·OW + ow the output position,
-/// ih = oh·sh - ph + i·dh, iw = ow·sw - pw + j·dw.  (N, G, C/G·KH·KW, OH·OW)
+/// unfold(x): cols[n, g, k, oh, ow] = x[n, g·C/G + k / (KH·KW), ih, iw], 0 in the padding, where
+/// k % (KH·KW) = i·KW + j picks the kernel tap, ih = oh·sh - ph + i·dh, iw = ow·sw - pw + j·dw.
+/// (N, G, C/G·KH·KW, OH, OW); conv2d reads it as (N, G, C/G·KH·KW, OH·OW), the same memory.
 template <class X>
 struct Unfold : ExprBase<Unfold<X>> {
   using value_type = typename X::value_type;
-  static constexpr int rank = 4;
+  static constexpr int rank = 5;
   static constexpr bool may_be_linear = false;
   X x;
   ConvGeometry geo;
-  Shape<4> extents;
+  Shape<5> extents;
 
-  Shape<4> shape() const { return extents; }
-  FG_HOST_DEVICE value_type at(const Shape<4>& index) const {
-    const index_t k = index[2], p = index[3];
-    const index_t c = index[1] * geo.group_channels() + k / geo.window();
+  Shape<5> shape() const { return extents; }
+  /// The input row read by row (n, g, k, oh), or -1 when it lies in the padding; the channel and
+  /// the tap's column offset.
+  FG_HOST_DEVICE index_t source_row(const Shape<5>& index, index_t& c, index_t& column) const {
+    const index_t k = index[2];
+    c = index[1] * geo.group_channels() + k / geo.window();
     const index_t tap = k % geo.window();
-    const index_t ih = (p / geo.ow) * geo.sh - geo.ph + (tap / geo.kw) * geo.dh;
-    const index_t iw = (p % geo.ow) * geo.sw - geo.pw + (tap % geo.kw) * geo.dw;
-    if (ih < 0 || ih >= geo.height || iw < 0 || iw >= geo.width) {
+    column = (tap % geo.kw) * geo.dw - geo.pw;
+    const index_t ih = index[3] * geo.sh - geo.ph + (tap / geo.kw) * geo.dh;
+    return ih < 0 || ih >= geo.height ? -1 : ih;
+  }
+  FG_HOST_DEVICE value_type at(const Shape<5>& index) const {
+    index_t c, column;
+    const index_t ih = source_row(index, c, column);
+    const index_t iw = index[4] * geo.sw + column;
+    if (ih < 0 || iw < 0 || iw >= geo.width) {
       return value_type(0);
     }
     return static_cast<value_type>(x.at(Shape<4>({index[0], c, ih, iw})));
+  }
+  /// Row cursor (node.hpp): row (n, g, k, oh) reads one input row (or none: zeros).
+  template <class C>
+  struct Row {
+    C x;
+    index_t ih, column, sw, width;
+    value_type operator()(index_t ow) const {
+      const index_t iw = ow * sw + column;
+      return ih < 0 || iw < 0 || iw >= width ? value_type(0) : static_cast<value_type>(x(iw));
+    }
+  };
+  auto row(const Shape<5>& index) const {
+    index_t c, column;
+    const index_t ih = source_row(index, c, column);
+    using C = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(x, Shape<4>()));
+    return Row<C>{fusegrad::FG_BACKEND_NS::detail::row_cursor(x, Shape<4>({index[0], c, ih < 0 ? 0 : ih, 0})), ih,
+                  column, geo.sw, geo.width};
   }
   bool linear() const { return false; }
   template <class Plan>
@@ -97,8 +122,8 @@ struct Unfold : ExprBase<Unfold<X>> {
 };
 
 /// fold(g), the transpose of unfold: dx[n, c, ih, iw] = Σ over the taps (i, j) and output
-/// positions (oh, ow) that read (ih, iw) of g[n, g, k, p], taps in increasing order.
-/// (N, C, H, W) from g (N, G, C/G·KH·KW, OH·OW).
+/// positions (oh, ow) that read (ih, iw) of g[n, g, k, oh, ow], taps in increasing order.
+/// (N, C, H, W) from g (N, G, C/G·KH·KW, OH, OW).
 template <class G>
 struct Fold : ExprBase<Fold<G>> {
   using value_type = typename G::value_type;
@@ -124,11 +149,65 @@ struct Fold : ExprBase<Fold<G>> {
         if (cols < 0 || cols % geo.sw != 0 || cols / geo.sw >= geo.ow) {
           continue;
         }
-        const index_t p = (rows / geo.sh) * geo.ow + cols / geo.sw;
-        total += static_cast<value_type>(g.at(Shape<4>({index[0], group, k0 + i * geo.kw + j, p})));
+        total += static_cast<value_type>(g.at(Shape<5>({index[0], group, k0 + i * geo.kw + j, rows / geo.sh, cols / geo.sw})));
       }
     }
     return total;
+  }
+  /// Row cursor (node.hpp): row (n, c, ih) reads the g rows of its taps, found once (kernels of
+  /// up to `cursor_taps` taps; larger ones read through at()). The same sums in the same order.
+  static constexpr index_t cursor_taps = 16;
+  template <class C>
+  struct Row {
+    C taps[cursor_taps];  // tap i·KW + j: g row (n, group, k0 + i·KW + j, oh_i)
+    unsigned valid = 0;   // bit i: kernel row i reads an output row
+    bool fallback = false;
+    const Fold* self;
+    Shape<4> index;
+    value_type operator()(index_t iw) const {
+      const ConvGeometry& geo = self->geo;
+      if (fallback) {
+        Shape<4> i = index;
+        i[3] = iw;
+        return self->at(i);
+      }
+      value_type total(0);
+      for (index_t i = 0; i < geo.kh; ++i) {
+        if (!((valid >> i) & 1u)) {
+          continue;
+        }
+        for (index_t j = 0; j < geo.kw; ++j) {
+          const index_t cols = iw + geo.pw - j * geo.dw;
+          const index_t ow = geo.sw == 1 ? cols : cols / geo.sw;
+          if (cols < 0 || (geo.sw != 1 && cols % geo.sw != 0) || ow >= geo.ow) {
+            continue;
+          }
+          total += static_cast<value_type>(taps[i * geo.kw + j](ow));
+        }
+      }
+      return total;
+    }
+  };
+  auto row(const Shape<4>& index) const {
+    const index_t c = index[1], ih = index[2];
+    const index_t group = geo.groups > 0 ? c / geo.group_channels() : 0;
+    const index_t k0 = geo.groups > 0 ? (c % geo.group_channels()) * geo.window() : 0;
+    const bool fallback = geo.window() > cursor_taps;
+    auto tap = [&](index_t t) {  // tap t's g row (any row when the tap reads none)
+      const index_t i = t / geo.kw, rows = ih + geo.ph - i * geo.dh;
+      const bool reads = !fallback && t < geo.window() && rows >= 0 && rows % geo.sh == 0 && rows / geo.sh < geo.oh;
+      return fusegrad::FG_BACKEND_NS::detail::row_cursor(
+          g, Shape<5>({index[0], group, reads ? k0 + t : 0, reads ? rows / geo.sh : 0, 0}));
+    };
+    using C = decltype(tap(0));
+    Row<C> r{{tap(0), tap(1), tap(2), tap(3), tap(4), tap(5), tap(6), tap(7), tap(8), tap(9), tap(10), tap(11),
+              tap(12), tap(13), tap(14), tap(15)},
+             0u, fallback, this, index};
+    for (index_t i = 0; i < geo.kh && !fallback; ++i) {
+      const index_t rows = ih + geo.ph - i * geo.dh;
+      r.valid |= (rows >= 0 && rows % geo.sh == 0 && rows / geo.sh < geo.oh ? 1u : 0u) << i;
+    }
+    return r;
   }
   bool linear() const { return false; }
   template <class Plan>
@@ -203,7 +282,7 @@ inline ConvGeometry conv_geometry(const Shape<4>& xs, const Shape<4>& ws, const 
 template <class X>
 auto unfold(const X& x, const ConvGeometry& g) {
   const index_t n = x.shape()[0];
-  return Unfold<X>{{}, x, g, Shape<4>({n, g.groups, g.group_channels() * g.window(), g.oh * g.ow})};
+  return Unfold<X>{{}, x, g, Shape<5>({n, g.groups, g.group_channels() * g.window(), g.oh, g.ow})};
 }
 
 }  // namespace detail
@@ -227,7 +306,8 @@ auto conv2d(const EX& ex, const EW& ew, const Conv2dOptions& opts = {}) {
   const ConvGeometry g = detail::conv_geometry(xs, ws, opts);
   const index_t k = g.group_channels() * g.window();
   auto weights = reshape(ew, {g.groups, ws[0] / g.groups, k});  // (G, O/G, K): of a Tensor, a view
-  auto product = matmul(weights, detail::unfold(x, g));          // (N, G, O/G, OH·OW)
+  auto cols = reshape(detail::unfold(x, g), {xs[0], g.groups, k, g.oh * g.ow});  // (N, G, K, OH·OW)
+  auto product = matmul(weights, cols);                                         // (N, G, O/G, OH·OW)
   return reshape(product, {xs[0], ws[0], g.oh, g.ow});           // NCHW: the same memory
 }
 

@@ -12,13 +12,18 @@
 //   };
 //
 // A field is a Tensor<T, R> (a parameter), a module, or a std::vector / std::array of fields
-// (elements named by index). Names join with dots: "blocks.3.fc1.weight", "head.bias".
+// (elements named by index). Names join with dots: "blocks.3.fc1.weight", "head.bias". A layer
+// names state that is saved but not trained (batch norm's running moments) with
+// `f.buffer("running_mean", running_mean)`: a buffer is no parameter (optimizers and
+// parameter_count skip it) but checkpoints hold it.
 //
-//   for_each_parameter(m, f)   f(dotted_name, tensor) for every tensor, in declaration order
+//   for_each_parameter(m, f)   f(dotted_name, tensor) for every parameter, in declaration order
+//   for_each_tensor(m, f)      the same for parameters and buffers (what a checkpoint holds)
 //   parameter_names(m)         the dotted names, in that order
-//   parameter_count(m)         elements of the floating-point tensors
+//   parameter_count(m)         elements of the floating-point parameters
 //   reset_parameters(m, seed)  layer.reset(layer_seed(seed, dotted_name)) for every layer that has
 //                              reset(std::uint64_t); distinct, stable seeds at any depth
+//   set_training(m, on)        layer.train(on) for every layer that has train(bool) (batch norm)
 //
 // Lifetime rule: fields() must name members of the object it is called on (references into it
 // are handed out), and must not change the model's structure while it is walked.
@@ -43,6 +48,8 @@ namespace detail {
 struct FieldProbe {
   template <class V>
   void operator()(std::string_view name, V& value) const;
+  template <class T, int R>
+  void buffer(std::string_view name, Tensor<T, R>& value) const;
 };
 
 template <class V>
@@ -132,6 +139,13 @@ struct FieldWalker {
       walk(join_name(prefix, name), value, visit);
     }
   }
+  /// A buffer: state that is saved but not trained.
+  template <class T, int R>
+  void buffer(std::string_view name, Tensor<T, R>& value) const {
+    if constexpr (requires { visit.buffer(prefix, value); }) {
+      visit.buffer(join_name(prefix, name), value);
+    }
+  }
 };
 
 template <class V, class Visit>
@@ -163,6 +177,28 @@ struct ParameterVisit {
   }
   template <class M>
   bool enter(const std::string&, M&) {
+    return true;
+  }
+};
+
+/// Parameters and buffers alike.
+template <class F, bool Const>
+struct TensorVisit : ParameterVisit<F, Const> {
+  template <class T, int R>
+  void buffer(const std::string& name, Tensor<T, R>& t) {
+    this->tensor(name, t);
+  }
+};
+
+struct TrainVisit {
+  bool on;
+  template <class T, int R>
+  void tensor(const std::string&, Tensor<T, R>&) {}
+  template <class M>
+  bool enter(const std::string&, M& layer) {
+    if constexpr (requires { layer.train(true); }) {
+      layer.train(on);
+    }
     return true;
   }
 };
@@ -201,7 +237,22 @@ void for_each_parameter(const M& model, F&& f) {
   detail::walk(std::string(), const_cast<M&>(model), visit);  // fields() is not const; f only reads
 }
 
-/// The dotted names of every tensor of `model`, in declaration order.
+/// Calls `f(dotted_name, tensor)` for every parameter and buffer of `model`, in declaration order:
+/// what a checkpoint saves. Example: a BatchNorm2d named "bn" gives "bn.weight", "bn.bias",
+/// "bn.running_mean", "bn.running_var".
+template <module M, class F>
+void for_each_tensor(M& model, F&& f) {
+  detail::TensorVisit<F, false> visit{{f}};
+  detail::walk(std::string(), model, visit);
+}
+/// The same over a const model: f receives `const Tensor<T, R>&`.
+template <module M, class F>
+void for_each_tensor(const M& model, F&& f) {
+  detail::TensorVisit<F, true> visit{{f}};
+  detail::walk(std::string(), const_cast<M&>(model), visit);  // fields() is not const; f only reads
+}
+
+/// The dotted names of every parameter of `model`, in declaration order.
 /// Example: `fg::nn::parameter_names(model)` = {"blocks.0.fc1.weight", ..., "head.bias"}.
 template <module M>
 std::vector<std::string> parameter_names(const M& model) {
@@ -210,7 +261,7 @@ std::vector<std::string> parameter_names(const M& model) {
   return names;
 }
 
-/// The number of elements of the floating-point tensors of `model` (what "parameters" counts).
+/// The number of elements of the floating-point parameters of `model` (buffers not counted).
 /// Example: a Linear<float>(784, 128, 1) has 784 · 128 + 128 = 100480.
 template <module M>
 index_t parameter_count(const M& model) {
@@ -231,6 +282,14 @@ index_t parameter_count(const M& model) {
 template <module M>
 void reset_parameters(M& model, std::uint64_t seed) {
   detail::ResetVisit visit{seed};
+  detail::walk(std::string(), model, visit);
+}
+
+/// Switches every layer of `model` that has `train(bool)` (batch norm) to training (true) or
+/// evaluation (false) mode. Example: `fg::nn::set_training(model, false);  // before testing`
+template <module M>
+void set_training(M& model, bool on) {
+  detail::TrainVisit visit{on};
   detail::walk(std::string(), model, visit);
 }
 

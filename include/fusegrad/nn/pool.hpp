@@ -7,12 +7,14 @@
 // holds an input element). Max pooling ignores the padding and propagates NaN; average pooling
 // counts the padding as zeros (PyTorch's count_include_pad = True). Both are element-wise nodes:
 // the pooling fuses with what reads it and with what it reads (`max_pool2d(relu(x), 2)` is one
-// kernel). Backward, one kernel each, a gather (no atomics, the same bits every run):
+// kernel). Backward (no atomics, the same bits every run):
 //   max: each input element receives g of the windows whose first maximum (in row-major window
-//        order, the `max` reduction's convention) it is; the window is scanned again, not stored;
-//   avg: each input element receives Σ g / (KH·KW) over the windows that hold it.
+//        order, the `max` reduction's convention) it is; the window is scanned again, not stored
+//        (a lazy input is evaluated first: one kernel, so that windows are scanned in memory);
+//   avg: each input element receives Σ g / (KH·KW) over the windows that hold it (a gather).
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "fusegrad/expr/elementwise.hpp"
@@ -100,6 +102,62 @@ struct Pool2d : ExprBase<Pool2d<X, Max>> {
       return total / static_cast<value_type>(geo.kh * geo.kw);
     }
   }
+  /// Row cursor (node.hpp): output row (n, c, oh) reads the window's input rows through their own
+  /// cursors (up to `cursor_rows` of them; taller windows use at()), in at()'s order, so the values
+  /// are the same bits.
+  static constexpr index_t cursor_rows = 4;
+  template <class C>
+  struct Row {
+    C rows[cursor_rows];
+    unsigned valid = 0;  // bit i: window row i lies in the input
+    bool fallback = false;
+    const Pool2d* self;
+    Shape<4> index;
+    value_type operator()(index_t ow) const {
+      const PoolGeometry& g = self->geo;
+      if (fallback) {
+        Shape<4> i = index;
+        i[3] = ow;
+        return self->at(i);
+      }
+      value_type acc(0);
+      bool found = false;
+      for (index_t i = 0; i < g.kh; ++i) {
+        if (!((valid >> i) & 1u)) {
+          continue;
+        }
+        for (index_t j = 0; j < g.kw; ++j) {
+          const index_t iw = ow * g.sw - g.pw + j;
+          if (iw < 0 || iw >= g.width) {
+            continue;
+          }
+          const auto v = static_cast<value_type>(rows[i](iw));
+          if constexpr (Max) {
+            if (!found || v > acc || (v != v && acc == acc)) {
+              found = true;
+              acc = v;
+            }
+          } else {
+            acc += v;
+          }
+        }
+      }
+      return Max ? acc : acc / static_cast<value_type>(g.kh * g.kw);
+    }
+  };
+  auto row(const Shape<4>& index) const {
+    auto cursor = [&](index_t i) {  // the cursor of window row i, clamped into the input
+      const index_t ih = std::min(std::max<index_t>(index[2] * geo.sh - geo.ph + i, 0), geo.height - 1);
+      return fusegrad::FG_BACKEND_NS::detail::row_cursor(x, Shape<4>({index[0], index[1], ih, 0}));
+    };
+    using C = decltype(cursor(0));
+    Row<C> r{{cursor(0), cursor(1), cursor(2), cursor(3)}, 0u, geo.kh > cursor_rows, this, index};
+    for (index_t i = 0; i < geo.kh && i < cursor_rows; ++i) {
+      const index_t ih = index[2] * geo.sh - geo.ph + i;
+      r.valid |= (ih >= 0 && ih < geo.height ? 1u : 0u) << i;
+    }
+    return r;
+  }
   bool linear() const { return false; }
   template <class Plan>
   auto prepare(Plan& plan) const {
@@ -145,6 +203,78 @@ struct Pool2dGrad : ExprBase<Pool2dGrad<G, X, Max>> {
     } else {
       return total / static_cast<value_type>(geo.kh * geo.kw);
     }
+  }
+  /// Row cursor (node.hpp) for max pooling with windows that do not overlap (stride >= kernel, at
+  /// most Pool2d::cursor_rows rows): input row ih lies in at most one window row oh, so the g row
+  /// and the window's input rows are found once per row; each element then rescans its one window
+  /// (in window_max's order: the same result as at()). Other poolings read through at().
+  template <class GC, class XC>
+  struct Row {
+    GC g;
+    XC rows[Pool2d<X, Max>::cursor_rows];
+    unsigned valid = 0;  // bit i: window row i lies in the input
+    index_t row_in_window = -1;  // ih's row in window oh; -1: in no window
+    bool fast = false;
+    const Pool2dGrad* self;
+    Shape<4> index;
+    value_type operator()(index_t iw) const {
+      const PoolGeometry& geo = self->geo;
+      if (!fast) {
+        Shape<4> i = index;
+        i[3] = iw;
+        return self->at(i);
+      }
+      const index_t t = iw + geo.pw, ow = t / geo.sw, column = t - ow * geo.sw;
+      if (row_in_window < 0 || column >= geo.kw || ow >= geo.ow) {
+        return value_type(0);
+      }
+      typename X::value_type best(0);
+      bool found = false;
+      index_t best_i = -1, best_j = -1;
+      for (index_t i = 0; i < geo.kh; ++i) {
+        if (!((valid >> i) & 1u)) {
+          continue;
+        }
+        for (index_t j = 0; j < geo.kw; ++j) {
+          const index_t w = ow * geo.sw - geo.pw + j;
+          if (w < 0 || w >= geo.width) {
+            continue;
+          }
+          const auto v = static_cast<typename X::value_type>(rows[i](w));
+          if (!found || v > best || (v != v && best == best)) {
+            found = true;
+            best = v;
+            best_i = i;
+            best_j = j;
+          }
+        }
+      }
+      return best_i == row_in_window && best_j == column ? value_type(0) + static_cast<value_type>(g(ow))
+                                                        : value_type(0);
+    }
+  };
+  auto row(const Shape<4>& index) const {
+    const index_t rows_cap = Pool2d<X, Max>::cursor_rows;
+    const bool fast = Max && geo.sh >= geo.kh && geo.sw >= geo.kw && geo.kh <= rows_cap && geo.oh > 0;
+    const index_t t = index[2] + geo.ph;
+    const index_t oh = fast ? std::min(t / geo.sh, geo.oh - 1) : 0;
+    auto x_row = [&](index_t i) {  // window row i of output row oh, clamped into the input
+      const index_t ih = std::min(std::max<index_t>(oh * geo.sh - geo.ph + i, 0), geo.height - 1);
+      return fusegrad::FG_BACKEND_NS::detail::row_cursor(x, Shape<4>({index[0], index[1], ih, 0}));
+    };
+    using GC = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(g, index));
+    using XC = decltype(x_row(0));
+    Row<GC, XC> r{fusegrad::FG_BACKEND_NS::detail::row_cursor(g, Shape<4>({index[0], index[1], oh, 0})),
+                  {x_row(0), x_row(1), x_row(2), x_row(3)}, 0u, -1, fast, this, index};
+    if (fast) {
+      const index_t in_window = t - oh * geo.sh;  // ih's row in window oh
+      r.row_in_window = t >= 0 && t / geo.sh < geo.oh && in_window < geo.kh ? in_window : -1;
+      for (index_t i = 0; i < geo.kh; ++i) {
+        const index_t ih = oh * geo.sh - geo.ph + i;
+        r.valid |= (ih >= 0 && ih < geo.height ? 1u : 0u) << i;
+      }
+    }
+    return r;
   }
   bool linear() const { return false; }
   template <class Plan>
@@ -246,8 +376,22 @@ bool same(const Pool2d<X, Max>& a, const Pool2d<X, Max>& b) {
 }
 template <class X, bool Max, class G, class Tp>
 void backprop(const Pool2d<X, Max>& p, const G& g, Tp& tape) {
-  if (depends(p.x, tape)) {
-    auto gn = as_node(g);
+  if (!depends(p.x, tape)) {
+    return;
+  }
+  auto gn = as_node(g);
+  if constexpr (Max) {
+    // The maxima are found again in the input: a lazy input (relu(batch_norm(conv)), say) is
+    // evaluated once, in one kernel, rather than once per window that holds each element.
+    const auto xv = [&] {
+      if constexpr (is_leaf<X>::value) {
+        return p.x;
+      } else {
+        return tape.keep(evaluate(p.x));
+      }
+    }();
+    backprop(p.x, Pool2dGrad<decltype(gn), decltype(xv), Max>{{}, gn, xv, p.geo, p.x.shape()}, tape);
+  } else {
     backprop(p.x, Pool2dGrad<decltype(gn), X, Max>{{}, gn, p.x, p.geo, p.x.shape()}, tape);
   }
 }

@@ -3,6 +3,7 @@
 // loaded all-or-nothing.
 //
 //   put_module(c, model)                    c.put(dotted_name, t) for every tensor of the model
+//                                           (parameters and buffers, nn/module.hpp)
 //   get_module(c, model)                    checks every tensor, then copies them all
 //   save_checkpoint(path, model[, opt][, extra])
 //   load_checkpoint(path, model[, opt])     -> the loaded Checkpoint (for its metadata)
@@ -36,7 +37,7 @@ namespace fusegrad::inline FG_BACKEND_NS::io {
 /// Example: `io::Checkpoint c; io::put_module(c, model); c.put_meta("epoch", 3);`
 template <nn::module M>
 void put_module(Checkpoint& c, const M& model) {
-  nn::for_each_parameter(model, [&](const std::string& name, const auto& t) { c.put(name, t); });
+  nn::for_each_tensor(model, [&](const std::string& name, const auto& t) { c.put(name, t); });
 }
 
 namespace detail {
@@ -62,7 +63,7 @@ template <class M>
 std::vector<std::string> module_problems(const Checkpoint& c, M& model,
                                          std::set<std::string, std::less<>>& names) {
   std::vector<std::string> problems;
-  nn::for_each_parameter(model, [&](const std::string& name, const auto& t) {
+  nn::for_each_tensor(model, [&](const std::string& name, const auto& t) {
     problems.push_back(c.mismatch(name, t));
     names.insert(name);
   });
@@ -99,7 +100,7 @@ std::vector<std::string> optimizer_problems(const Checkpoint& c, O& opt,
 
 template <class M>
 void copy_module(const Checkpoint& c, M& model) {
-  nn::for_each_parameter(model, [&](const std::string& name, auto& t) { c.get(name, t); });
+  nn::for_each_tensor(model, [&](const std::string& name, auto& t) { c.get(name, t); });
 }
 template <class O>
 void copy_optimizer(const Checkpoint& c, O& opt) {

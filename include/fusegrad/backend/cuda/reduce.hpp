@@ -427,4 +427,33 @@ void reduce_axis(index_t outer, index_t len, index_t inner, const Load& load, Ou
   FG_CUDA_CHECK(cudaGetLastError());
 }
 
+namespace detail {
+/// Element i = m * len + l of the input (outer, mid, inner) regrouped as (mid, outer · inner):
+/// l = o · inner + j reads position (o · mid + m) · inner + j.
+template <class Load>
+struct LoadKept {
+  Load load;
+  index_t mid, inner, len;
+  FG_DEVICE typename std::remove_cvref_t<decltype(load(index_t(0)))> operator()(index_t i) const {
+    const index_t m = i / len, l = i % len;
+    return load(((l / inner) * mid + m) * inner + l % inner);
+  }
+};
+}  // namespace detail
+
+/// The input viewed as (outer, mid, inner), C order; for every m:
+/// out[m] = finish(Red over load((o * mid + m) * inner + j), (o, j) in C order at positions
+/// o * inner + j): one kernel, the rows path of reduce_axis over the regrouped input (its split
+/// kernel when there are few outputs, as for batch statistics over a few channels).
+template <class Red, class Load, class Out>
+void reduce_kept(index_t outer, index_t mid, index_t inner, const Load& load, Out* out) {
+  if (outer == 1 || mid == 1) {
+    reduce_axis<Red>(mid, outer * inner, 1, load, out);  // already (mid, len) or (1, len) rows
+  } else if (inner == 1) {
+    reduce_axis<Red>(1, outer, mid, load, out);
+  } else {
+    reduce_axis<Red>(mid, outer * inner, 1, detail::LoadKept<Load>{load, mid, inner, outer * inner}, out);
+  }
+}
+
 }  // namespace fusegrad::inline FG_BACKEND_NS::backend

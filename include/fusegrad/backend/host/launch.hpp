@@ -126,14 +126,20 @@ void for_each_index(const Shape<R>& shape, const F& f) {
     const index_t rows = n / cols;
     detail::run_split(rows, n >= parallel_threshold, [&f, &shape, cols](index_t begin, index_t end) FG_NOINLINE {
       const F local = f;
+      Shape<R> index;  // of the row's first element: found once, then counted up (rows may be short)
+      index_t rest = begin;
+      for (int d = R - 2; d >= 0; --d) {
+        index[d] = rest % shape[d];
+        rest /= shape[d];
+      }
+      index[R - 1] = 0;
       for (index_t row = begin; row < end; ++row) {
-        Shape<R> index;
-        index_t rest = row;
-        for (int d = R - 2; d >= 0; --d) {
-          index[d] = rest % shape[d];
-          rest /= shape[d];
+        if (row != begin) {
+          index[R - 1] = 0;
+          for (int d = R - 2; d >= 0 && ++index[d] == shape[d]; --d) {
+            index[d] = 0;
+          }
         }
-        index[R - 1] = 0;
         if constexpr (requires { local.row(index, row); }) {
           const auto cursor = local.row(index, row * cols);
 #pragma omp simd

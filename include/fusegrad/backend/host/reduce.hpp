@@ -140,4 +140,57 @@ void reduce_axis(index_t outer, index_t len, index_t inner, const Load& load, Ou
   });
 }
 
+/// The input viewed as (outer, mid, inner), C order; for every m:
+/// out[m] = finish(Red over load((o * mid + m) * inner + j), (o, j) in C order at positions
+/// o * inner + j): one parallel loop over m. Each (o, m) is a stretch of `inner` consecutive
+/// positions, read through row cursors when `load` has them (rows of the last axis tile a
+/// stretch: inner is a product of trailing extents); the stretches' results combine in o order.
+template <class Red, class Load, class Out>
+void reduce_kept(index_t outer, index_t mid, index_t inner, const Load& load, Out* out) {
+  if (outer == 1 || mid == 1) {
+    reduce_axis<Red>(mid, outer * inner, 1, load, out);  // already (mid, len) or (1, len) rows
+    return;
+  }
+  if (inner == 1) {
+    reduce_axis<Red>(1, outer, mid, load, out);
+    return;
+  }
+  if (mid == 0) {
+    return;
+  }
+  stats::count_kernel();
+  const index_t count = outer * inner;
+  index_t row = inner;  // the stretch read through one cursor
+  bool cursors = false;
+  if constexpr (requires { load.row(index_t(0)); }) {
+    const index_t last = load.last_extent();
+    cursors = last > 0 && inner % last == 0;
+    row = cursors ? last : inner;
+  }
+  const bool parallel = mid * count >= (1 << 15);
+  detail::run_split(mid, parallel, [&](index_t first, index_t end) FG_NOINLINE {
+    for (index_t m = first; m < end; ++m) {
+      auto acc = Red::identity();
+      for (index_t o = 0; o < outer; ++o) {
+        const index_t base = (o * mid + m) * inner;  // the stretch's first input position
+        for (index_t r = 0; r < inner; r += row) {
+          const index_t begin = o * inner + r;  // its first reduced position
+          if constexpr (requires { load.row(index_t(0)); }) {
+            if (cursors) {
+              const auto c = load.row(base + r);
+              acc = Red::combine(acc, detail::reduce_range<Red>([&c, begin](index_t i) { return c(i - begin); },
+                                                                begin, begin + row));
+              continue;
+            }
+          }
+          acc = Red::combine(acc, detail::reduce_range<Red>(
+                                      [&load, base, shift = o * inner](index_t i) { return load(base + i - shift); },
+                                      begin, begin + row));
+        }
+      }
+      out[m] = static_cast<Out>(Red::finish(acc, count));
+    }
+  });
+}
+
 }  // namespace fusegrad::inline FG_BACKEND_NS::backend
