@@ -22,6 +22,7 @@
 #include <span>
 #include <ctime>
 #include <stdexcept>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -346,6 +347,32 @@ int run_peer(const std::string& script, const std::string& args, std::string& in
     info = "the peer did not run (exit status " + std::to_string(rc) + ")";
   }
   return results;
+}
+
+/// One batch size's figures from a training-step peer script (bench/*_train_torch.py).
+struct TrainPeerRow {
+  double eager_ms = -1, compiled_ms = -1;
+  long eager_kernels = -1, compiled_kernels = -1;
+};
+
+/// Runs a training-step peer script (`--batches B1,B2 --budget S --device ...` plus `extra`) and
+/// parses its RESULT lines; empty when PyTorch cannot run (`info` says why).
+inline std::map<long, TrainPeerRow> run_train_peer(const std::string& script, const std::string& batches, double budget,
+                                                   std::string& info, const std::string& extra = "") {
+  std::map<long, TrainPeerRow> rows;
+  const std::string args = "--batches " + batches + " --budget " + std::to_string(budget) +
+                           (on_cuda ? " --device cuda" : " --device cpu --threads " + std::to_string(threads())) + extra;
+  run_peer(peer_script(script), args, info, [&](const std::string& s) {
+    long b = 0, ek = -1, ck = -1;
+    double em = -1, cm = -1;
+    if (std::sscanf(s.c_str(), "RESULT batch=%ld eager_ms=%lf compiled_ms=%lf eager_kernels=%ld compiled_kernels=%ld", &b,
+                    &em, &cm, &ek, &ck) != 5) {
+      return false;
+    }
+    rows[b] = {em, cm, ek, ck};
+    return true;
+  });
+  return rows;
 }
 
 // ---- reporting ----

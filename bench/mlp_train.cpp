@@ -7,7 +7,7 @@
 //             same network, loss, optimizer and shapes in PyTorch eager mode and under torch.compile
 // plus kernels per step (fusegrad: stats::kernel_launches of one plain step; PyTorch: its profiler,
 // CUDA only) and the time of one whole Fashion-MNIST epoch at batch 128 through the data loader
-// (when the dataset is found; see examples/mnist_mlp.hpp for where it looks).
+// (when the dataset is found; see examples/mnist_data.hpp for where it looks).
 //
 //   bench_mlp_train [--batches 64,128,256,1024,8192] [--budget S] [--data DIR] [--torch]
 //
@@ -25,34 +25,7 @@
 #include "../examples/mnist_mlp.hpp"
 #include "common.hpp"
 
-namespace {
-
 using fg::index_t;
-
-struct TorchRow {
-  double eager_ms = -1, compiled_ms = -1;
-  long eager_kernels = -1, compiled_kernels = -1;
-};
-
-/// Runs the PyTorch peer and parses its RESULT lines; empty when PyTorch cannot run.
-std::map<index_t, TorchRow> run_torch(const std::string& batches, double budget, std::string& info) {
-  std::map<index_t, TorchRow> rows;
-  const std::string args = "--batches " + batches + " --budget " + std::to_string(budget) +
-                           (bench::on_cuda ? " --device cuda" : " --device cpu --threads " + std::to_string(bench::threads()));
-  bench::run_peer(bench::peer_script("mlp_train_torch.py"), args, info, [&](const std::string& s) {
-    long b = 0, ek = -1, ck = -1;
-    double em = -1, cm = -1;
-    if (std::sscanf(s.c_str(), "RESULT batch=%ld eager_ms=%lf compiled_ms=%lf eager_kernels=%ld compiled_kernels=%ld", &b,
-                    &em, &cm, &ek, &ck) != 5) {
-      return false;
-    }
-    rows[b] = {em, cm, ek, ck};
-    return true;
-  });
-  return rows;
-}
-
-}  // namespace
 
 static int run_main(int argc, char** argv) {
   bench::Options o;
@@ -81,10 +54,10 @@ static int run_main(int argc, char** argv) {
   std::printf("- device: %s\n- run at: %s\n- protocol: median of >= %d samples and >= %.2f s per variant and batch, "
               "in %d interleaved passes; synthetic data of MNIST's shapes\n", fg::backend::describe().c_str(),
               bench::now_string().c_str(), o.reps, o.budget_s, o.passes);
-  std::map<index_t, TorchRow> peer;
+  std::map<long, bench::TrainPeerRow> peer;
   if (torch) {
     std::string info;
-    peer = run_torch(batch_list, o.budget_s, info);
+    peer = bench::run_train_peer("mlp_train_torch.py", batch_list, o.budget_s, info);
     std::printf("- PyTorch: %s\n", info.empty() ? "ran" : info.c_str());
   }
   std::printf("\n| batch | captured ms | plain ms | captured samples/s | kernels/step | torch eager ms | "
@@ -107,7 +80,7 @@ static int run_main(int argc, char** argv) {
     fg::backend::synchronize();
     const auto kernels = fg::stats::kernel_launches() - k0;
     const auto t = bench::measure_all(o, {[&] { step(x, y); }, plain});
-    const TorchRow p = peer.count(b) ? peer[b] : TorchRow{};
+    const bench::TrainPeerRow p = peer.count(b) ? peer[b] : bench::TrainPeerRow{};
     auto cell = [](double v) { return v < 0 ? std::string("-") : bench::fmt("%.3f", v); };
     std::printf("| %ld | %.3f | %.3f | %.0f | %ld | %s | %s | %s | %s | %s |\n", static_cast<long>(b), t[0] * 1e3,
                 t[1] * 1e3, double(b) / t[0], static_cast<long>(kernels), cell(p.eager_ms).c_str(),

@@ -1,28 +1,20 @@
 // examples/mnist_mlp.hpp — the classifier the MNIST example trains (784-128-ReLU-10 by default, or a
 // residual MLP of any depth), shared with its test (tests/test_train.cpp) and benchmark
-// (bench/mlp_train.cpp): the model, its loss, the optimizers, one training step, and where the
-// MNIST-format files are looked for.
+// (bench/mlp_train.cpp): the model, its loss, the optimizers and one training step (the data:
+// mnist_data.hpp).
 #pragma once
-
-#include <fusegrad/fusegrad.hpp>
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
-#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "mnist_data.hpp"
+
 namespace mnist {
 
-namespace fg = fusegrad;
-using fg::index_t;
-
-inline constexpr index_t pixels = 784;
 inline constexpr index_t hidden = 128;
-inline constexpr index_t classes = 10;
 
 enum class Loss { cross_entropy, mse };
 
@@ -106,10 +98,12 @@ struct Model {
   }
 };
 
-/// SGD (with momentum) or Adam over every parameter of the model; one fused launch per step.
+/// SGD (with momentum) or Adam over every parameter of a model (this one, or the CNN); one fused
+/// launch per step.
 class Optimizer {
  public:
-  Optimizer(Model& m, const std::string& name, double lr) {
+  template <class M>
+  Optimizer(M& m, const std::string& name, double lr) {
     auto params = fg::optim::params(m);
     if (name == "sgd") {
       opt_.emplace<fg::optim::SGD<float>>(params, fg::optim::SGDOptions{.lr = lr, .momentum = 0.9});
@@ -163,45 +157,6 @@ inline void train_step(Model& m, Optimizer& opt, Loss kind, const fg::Tensor<flo
     opt.step(grads);
     loss_sum += value * static_cast<float>(x.shape(0));
   });
-}
-
-/// The four IDX files of an MNIST-format dataset, raw or gzipped.
-struct Files {
-  std::filesystem::path train_images, train_labels, test_images, test_labels;
-};
-
-/// `dir/stem` or `dir/stem.gz`, whichever exists.
-inline std::optional<std::filesystem::path> find_file(const std::filesystem::path& dir, const std::string& stem) {
-  for (const std::string& name : {stem, stem + ".gz"}) {
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(dir / name, ec)) {
-      return dir / name;
-    }
-  }
-  return std::nullopt;
-}
-
-/// The dataset files in `dir`, if all four are there.
-inline std::optional<Files> files_in(const std::filesystem::path& dir) {
-  auto a = find_file(dir, "train-images-idx3-ubyte");
-  auto b = find_file(dir, "train-labels-idx1-ubyte");
-  auto c = find_file(dir, "t10k-images-idx3-ubyte");
-  auto d = find_file(dir, "t10k-labels-idx1-ubyte");
-  if (a && b && c && d) {
-    return Files{*a, *b, *c, *d};
-  }
-  return std::nullopt;
-}
-
-/// Where the example looks when no --data is given, in order.
-inline std::vector<std::filesystem::path> default_data_dirs() {
-  std::vector<std::filesystem::path> dirs;
-  if (const char* env = std::getenv("FUSEGRAD_DATA"); env != nullptr && *env != '\0') {
-    dirs.emplace_back(env);
-  }
-  dirs.emplace_back("./data/mnist");
-  dirs.emplace_back("/usr/share/datasets/fashion-mnist");
-  return dirs;
 }
 
 }  // namespace mnist

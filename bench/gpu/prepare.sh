@@ -14,7 +14,7 @@
 #
 # The bundle:
 #   run.sh, mlp_train_torch.py,    the runner and bench_mlp_train's PyTorch peer (with the
-#   torch_timing.py                timing helper it imports)
+#   train_peer.py, torch_timing.py the helpers it imports)
 #   bin/*.gz                       fusegrad_tests_cuda, bench_<name>_cuda: stripped and gzipped
 #                                  (run.sh unpacks them). The test executable alone is ~60 MiB
 #                                  stripped (36 MiB of it device code: sm_90 SASS and compute_90
@@ -133,7 +133,7 @@ for t in "${targets[@]}"; do
   gzip -6 -n "$bundle/bin/$t"
 done
 
-cp bench/mlp_train_torch.py bench/torch_timing.py "$bundle/"
+cp bench/mlp_train_torch.py bench/train_peer.py bench/torch_timing.py "$bundle/"
 cp bench/gpu/run.sh "$bundle/"
 chmod +x "$bundle/run.sh"
 
