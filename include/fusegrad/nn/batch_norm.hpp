@@ -24,6 +24,7 @@
 
 #include <string>
 
+#include "fusegrad/eval/assign.hpp"
 #include "fusegrad/expr/elementwise.hpp"
 #include "fusegrad/expr/reduce.hpp"
 #include "fusegrad/memory/tensor.hpp"
