@@ -1,33 +1,26 @@
 #!/usr/bin/env bash
-# bench/cuda_build_times.sh [SOURCE_DIR] [OUT_CSV] — nvcc time per CUDA test translation unit, the
-# way tests/CMakeLists.txt groups them (each heavy test alone, the light ones in one unit), with the
-# Release flags of the default preset. Prints one row per unit: wall and CPU seconds, and the
-# share nvcc's --time attributes to ptxas and to cicc (the device front end) and the host compiler.
+# bench/cuda_build_times.sh [BUILD_DIR] [OUT_CSV] — nvcc time per CUDA test translation unit, the
+# units tests/CMakeLists.txt generates in a configured CUDA build tree (BUILD_DIR/tests/cuda/*.cu;
+# default build/default: `cmake --preset default` with nvcc found), with the Release flags of the
+# default preset. Prints one row per unit: wall and CPU seconds, and the share nvcc's --time
+# attributes to ptxas and to cicc (the device front end) and the host compiler.
 # Serial, one unit at a time; CPU seconds are the figure to compare across machines and loads.
-# UNITS="test_autodiff all_tests" limits the run to those units. A unit that fails to compile
+# UNITS="test_autodiff light_tests_a" limits the run to those units. A unit that fails to compile
 # stops the script with nvcc's messages.
 set -euo pipefail
-src=$(cd "${1:-$(dirname "$0")/..}" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$src/build/default}" && pwd)
 out=${2:-/dev/stdout}
 nvcc=${NVCC:-/usr/local/cuda/bin/nvcc}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-heavy=(test_autodiff test_autodiff_models test_autodiff_reduce test_train test_var)
-light=""
-for f in "$src"/tests/test_*.cpp; do
-  name=$(basename "$f" .cpp)
-  if [[ " ${heavy[*]} " == *" $name "* ]]; then
-    echo "#include \"$f\"" >"$work/$name.cu"
-  else
-    light+="#include \"$f\""$'\n'
-  fi
-done
-printf '%s' "$light" >"$work/all_tests.cu"
+units=("$build"/tests/cuda/*.cu)
+[ -f "${units[0]}" ] || { echo "no CUDA test units in $build/tests/cuda (configure it with nvcc: cmake --preset default)" >&2; exit 1; }
 flags=(-std=c++20 --expt-relaxed-constexpr -O3 -DNDEBUG
        --generate-code=arch=compute_90,code=[compute_90,sm_90]
        -I"$src/include" -I"$src/tests" -DFG_HAVE_CBLAS=1 -DFG_HAVE_ZLIB=1)
 echo "unit,wall_s,cpu_s,cicc_s,ptxas_s,host_s" >"$out"
-for unit in "$work"/*.cu; do
+for unit in "${units[@]}"; do
   name=$(basename "$unit" .cu)
   if [ -n "${UNITS:-}" ] && [[ " $UNITS " != *" $name "* ]]; then
     continue

@@ -84,15 +84,29 @@ step() {
 [ -f "$here/BUILD-INFO" ] && cat "$here/BUILD-INFO" >"$out/BUILD-INFO"
 timeout 20 nvidia-smi >"$out/nvidia-smi.log" 2>&1
 
-# ---- the binaries: prepare.sh gzips them (run from scratch, so the bundle may be read-only) ----
+# ---- the binaries: prepare.sh gzips them (run from scratch, so the bundle may be read-only); one
+# too large for a folder is cut in two: bin/NAME.gz.1 here, bin/NAME.gz.2 in the folder beside
+# this one named like it with "-2" (gpu-bundle-2), carried by a second device call ----
 bin="$scratch/bin"
 mkdir -p "$bin"
-python3 - "$here/bin" "$bin" <<'PY' || { echo "could not unpack $here/bin"; exit 1; }
-import gzip, os, shutil, sys
-src, dst = sys.argv[1], sys.argv[2]
+python3 - "$here/bin" "$here-2/bin" "$bin" <<'PY' || { echo "could not unpack $here/bin"; exit 1; }
+import gzip, io, os, shutil, sys
+src, second, dst = sys.argv[1], sys.argv[2], sys.argv[3]
 for name in sorted(os.listdir(src)):
-    target = os.path.join(dst, name[:-3] if name.endswith(".gz") else name)
-    with (gzip.open if name.endswith(".gz") else open)(os.path.join(src, name), "rb") as f, open(target, "wb") as g:
+    path = os.path.join(src, name)
+    if name.endswith(".gz.1"):
+        rest = os.path.join(second, name[:-2] + ".2")
+        if not os.path.exists(rest):
+            sys.exit(f"{name} is the first part of a binary; its second part {rest} is missing (carry it too)")
+        with open(path, "rb") as a, open(rest, "rb") as b:
+            data = io.BytesIO(a.read() + b.read())
+        name, opened = name[:-5], gzip.open(data, "rb")
+    elif name.endswith(".gz"):
+        name, opened = name[:-3], gzip.open(path, "rb")
+    else:
+        opened = open(path, "rb")
+    target = os.path.join(dst, name)
+    with opened as f, open(target, "wb") as g:
         shutil.copyfileobj(f, g, 1 << 20)
     os.chmod(target, 0o755)
 PY
