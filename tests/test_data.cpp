@@ -1,11 +1,13 @@
 // tests/test_data.cpp — data::Loader and data::shuffled_order: every sample exactly once per epoch
 // (with and without shuffling, with a partial last batch or drop_last), batch rows equal to the
 // source rows, the order a function of (seed, epoch) only (so a resumed run sees the same
-// batches), fixed slot addresses, small edge cases and argument errors.
+// batches), fixed slot addresses, small edge cases and argument errors; per-sample transforms
+// (data/augment.hpp's random_shift) against a reference, reproducible from (seed, epoch, sample).
 #include <fusegrad/fusegrad.hpp>
 #include <fusegrad/data/loader.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <random>
 #include <span>
@@ -258,6 +260,81 @@ TEST_CASE("data: batch of 1, fewer samples than a batch, higher ranks", "[data][
   }
 }
 
+/// random_shift's reference: out(p, y, x) = in(p, y - dy, x - dx) inside the plane, else fill.
+std::vector<float> shifted(const std::vector<float>& in, index_t h, index_t w, index_t dy, index_t dx, float fill) {
+  std::vector<float> out(in.size(), fill);
+  for (index_t p = 0; p < static_cast<index_t>(in.size()); p += h * w) {
+    for (index_t y = 0; y < h; ++y) {
+      for (index_t x = 0; x < w; ++x) {
+        if (y - dy >= 0 && y - dy < h && x - dx >= 0 && x - dx < w) {
+          out[static_cast<std::size_t>(p + y * w + x)] = in[static_cast<std::size_t>(p + (y - dy) * w + x - dx)];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+TEST_CASE("data: random_shift moves every plane by one offset drawn from the generator", "[data][augment]") {
+  std::mt19937 rng(8106);
+  for (const auto& [h, w, planes, m] : std::vector<std::array<index_t, 4>>{{5, 7, 1, 2}, {4, 4, 3, 1}, {1, 9, 2, 3}, {6, 3, 1, 0}}) {
+    const auto in = fgtest::random_values<float>(static_cast<std::size_t>(h * w * planes), rng, -5, 5);
+    const auto shift = fg::data::random_shift<float>(h, w, m, -9.5f);
+    std::vector<int> seen(static_cast<std::size_t>((2 * m + 1) * (2 * m + 1)), 0);
+    for (std::uint64_t sample = 0; sample < 1000; ++sample) {
+      auto gen = fg::data::sample_generator(3, 1, sample);
+      auto copy = gen;
+      const auto [dy, dx] = fg::data::RandomShift<float>::draw(m, copy);
+      REQUIRE(std::abs(dy) <= m);
+      REQUIRE(std::abs(dx) <= m);
+      ++seen[static_cast<std::size_t>((dy + m) * (2 * m + 1) + dx + m)];
+      auto out = in;
+      shift(std::span<float>(out), gen);
+      REQUIRE(out == shifted(in, h, w, dy, dx, -9.5f));
+    }
+    // Every offset is drawn (1000 draws over at most 49 offsets: a miss has odds below 1e-7).
+    CHECK(std::count(seen.begin(), seen.end(), 0) == 0);
+  }
+}
+
+TEST_CASE("data: a transform edits batches, not the dataset, the same way for any batch size", "[data][augment]") {
+  std::mt19937 rng(8107);
+  const Dataset data(23, 12, rng);  // samples of 3 planes of 2 x 2
+  const auto X = data.x_tensor();
+  const auto Y = data.y_tensor();
+  // Sample s of epoch e as the loader must hand it out.
+  auto expected = [&](index_t s, index_t e) {
+    std::vector<float> row(data.x.begin() + s * 12, data.x.begin() + (s + 1) * 12);
+    auto gen = fg::data::sample_generator(7, static_cast<std::uint64_t>(e), static_cast<std::uint64_t>(s));
+    fg::data::random_shift<float>(2, 2, 1, 0.25f)(std::span<float>(row), gen);
+    return row;
+  };
+  for (const index_t batch : {4, 23, 5}) {
+    fg::data::Loader loader(X, Y, {.batch = batch, .shuffle = true, .seed = 7});
+    loader.set_transform(fg::data::random_shift<float>(2, 2, 1, 0.25f));
+    index_t changed = 0;
+    for (const index_t epoch : {0, 2}) {
+      for (const auto& seen : run_epoch(loader, epoch)) {
+        for (index_t r = 0; r < seen.size; ++r) {
+          const index_t s = seen.y[static_cast<std::size_t>(r)] - 1000;
+          const std::vector<float> got(seen.x.begin() + r * 12, seen.x.begin() + (r + 1) * 12);
+          REQUIRE(got == expected(s, epoch));
+          changed += got != std::vector<float>(data.x.begin() + s * 12, data.x.begin() + (s + 1) * 12);
+        }
+      }
+    }
+    CHECK(changed > 23);  // most of the 46 samples move (1 in 9 draws (0, 0))
+    // Without the transform the rows are the dataset's again: it was never written.
+    loader.set_transform({});
+    for (const auto& seen : run_epoch(loader, 1)) {
+      for (index_t r = 0; r < seen.size; ++r) {
+        const index_t s = seen.y[static_cast<std::size_t>(r)] - 1000;
+        REQUIRE(std::equal(seen.x.begin() + r * 12, seen.x.begin() + (r + 1) * 12, data.x.begin() + s * 12));
+      }
+    }
+  }
+}
+
 TEST_CASE("data: argument errors", "[data][errors]") {
   std::mt19937 rng(8105);
   const Dataset data(10, 3, rng);
@@ -281,6 +358,14 @@ TEST_CASE("data: argument errors", "[data][errors]") {
   CHECK(fgtest::contains(msg, "epoch must be >= 0, got -1"));
   msg = fgtest::thrown_message<fg::error>([&] { (void)loader.x_slot(3); });
   CHECK(fgtest::contains(msg, "slot 3 does not exist"));
+  // random_shift: its own arguments, and samples that are not whole planes (at the first batch).
+  msg = fgtest::thrown_message<fg::shape_error>([&] { (void)fg::data::random_shift<float>(0, 28, 2); });
+  CHECK(fgtest::contains(msg, "random_shift: needs a positive plane and max_shift >= 0, got 0 x 28, max_shift 2"));
+  msg = fgtest::thrown_message<fg::shape_error>([&] { (void)fg::data::random_shift<float>(28, 28, -1); });
+  CHECK(fgtest::contains(msg, "max_shift -1"));
+  loader.set_transform(fg::data::random_shift<float>(2, 2, 1));
+  msg = fgtest::thrown_message<fg::shape_error>([&] { (void)run_epoch(loader, 0); });
+  CHECK(fgtest::contains(msg, "random_shift: a sample of 3 elements is not whole planes of 2 x 2"));
 }
 
 }  // namespace test_data

@@ -6,6 +6,7 @@
 #include "fusegrad/core/dtype.hpp"
 #include "fusegrad/core/error.hpp"
 #include "fusegrad/core/shape.hpp"
+#include "fusegrad/data/augment.hpp"
 #include "fusegrad/data/loader.hpp"
 #include "fusegrad/eval/assign.hpp"
 #include "fusegrad/eval/compile.hpp"

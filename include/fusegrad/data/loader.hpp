@@ -26,6 +26,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -110,6 +111,15 @@ class Loader {
   index_t num_batches() const { return s_->num_full + (s_->tail > 0 ? 1 : 0); }
   const LoaderOptions& options() const { return s_->options; }
 
+  /// Per-sample augmentation: `f(sample, gen)` edits each sample's features (x_row elements, C
+  /// order) after they are gathered into a batch, on the host, with `gen` drawn from (seed, epoch,
+  /// sample) alone (sample_generator): the same edits on every backend and thread count, and a run
+  /// resumed at epoch k sees what an uninterrupted one would. The dataset itself is never changed.
+  /// An empty f removes the transform. Takes effect from the next batch gathered (CUDA: the one
+  /// after the batch already prefetched).
+  /// Example: `loader.set_transform(fg::data::random_shift<float>(28, 28, 2, background));`
+  void set_transform(std::function<void(std::span<TX> sample, SplitMix64& gen)> f) { s_->transform = std::move(f); }
+
   /// The sample order of `epoch` (identity without shuffle): batch k holds samples
   /// order[k * batch ...].
   std::vector<index_t> order(index_t epoch) const {
@@ -186,6 +196,7 @@ class Loader {
     std::vector<TY> y;
     index_t n = 0, x_row = 1, y_row = 1, num_full = 0, tail = 0;
     std::vector<index_t> order;
+    std::function<void(std::span<TX>, SplitMix64&)> transform;
     index_t epoch = -1, next_batch = 0;
     int handed_slot = -1;  // slot of the batch handed out last, until it is released
     std::array<Slot, 3> slots;
@@ -305,6 +316,11 @@ void Loader<TX, RX, TY, RY>::fill(index_t k) {
     const index_t sample = s.order[static_cast<std::size_t>(first + r)];
     if (x_bytes > 0) {
       std::memcpy(x + r * s.x_row, s.x.data() + sample * s.x_row, x_bytes);
+      if (s.transform) {
+        SplitMix64 gen = sample_generator(s.options.seed, static_cast<std::uint64_t>(s.epoch),
+                                          static_cast<std::uint64_t>(sample));
+        s.transform(std::span<TX>(x + r * s.x_row, static_cast<std::size_t>(s.x_row)), gen);
+      }
     }
     if (y_bytes > 0) {
       std::memcpy(y + r * s.y_row, s.y.data() + sample * s.y_row, y_bytes);

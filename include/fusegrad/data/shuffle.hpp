@@ -47,6 +47,12 @@ constexpr SplitMix64 epoch_generator(std::uint64_t seed, std::uint64_t epoch) {
   return SplitMix64{SplitMix64::mix(seed) ^ SplitMix64::mix(~epoch)};
 }
 
+/// The generator of one sample in one epoch (data augmentation): independent of the order in which
+/// samples are visited, so any batch or thread layout draws the same numbers for it.
+constexpr SplitMix64 sample_generator(std::uint64_t seed, std::uint64_t epoch, std::uint64_t sample) {
+  return SplitMix64{SplitMix64::mix(SplitMix64::mix(seed) ^ SplitMix64::mix(~epoch)) ^ SplitMix64::mix(sample)};
+}
+
 /// A permutation of 0 .. n-1 that depends only on (n, seed, epoch): Fisher-Yates, from the last
 /// position down, swapping i with below(i + 1).
 /// Example: `auto order = fg::data::shuffled_order(60000, /*seed=*/1, /*epoch=*/3);`
