@@ -100,25 +100,30 @@ TEST_CASE("max_pool2d, avg_pool2d: values against the direct reference", "[nn][p
 
 TEST_CASE("max_pool2d: ties send the gradient to the first maximum; NaN propagates", "[nn][pool][edge]") {
   std::mt19937 rng(1802);
-  // Small integers: most windows hold ties.
-  const Case k{{2, 2, 6, 7}, 3, 3, 2, 2, 1, 1};
+  // Small integers: most windows hold ties. Overlapping padded windows, and the 2x2 / stride 2
+  // windows (their own unrolled path).
   std::vector<double> values(2 * 2 * 6 * 7);
-  std::uniform_int_distribution<int> few(0, 2);
-  for (auto& v : values) {
-    v = few(rng);
+  auto x = fgtest::tensor_from<double, 4>(fg::Shape<4>({2, 2, 6, 7}), std::vector<double>(values.size(), 1.0));
+  for (const Case& k : {Case{{2, 2, 6, 7}, 3, 3, 2, 2, 1, 1}, Case{{2, 2, 6, 7}, 2, 2, 2, 2, 0, 0}}) {
+    INFO("kernel " << k.kh << " stride " << k.sh << " padding " << k.ph);
+    std::uniform_int_distribution<int> few(0, 2);
+    for (auto& v : values) {
+      v = few(rng);
+    }
+    x.copy_from(values);
+    std::vector<index_t> arg;
+    const Ref want = pool_ref(fgtest::ref_of(x), k, true, &arg);
+    fg::Tensor<double, 4> p = fg::nn::max_pool2d(x, k.kh, k.sh, k.ph);
+    CHECK(fgtest::compare_exact(p, want) == "");
+    auto g = fgtest::random_double<4>(want.shape, rng);
+    auto [dx] = fg::grad(fg::sum(fg::nn::max_pool2d(x, k.kh, k.sh, k.ph) * g), x);
+    Ref expected(Dims{2, 2, 6, 7}, 0.0);
+    const auto gv = g.to_vector();
+    for (std::size_t o = 0; o < arg.size(); ++o) {
+      expected.v[static_cast<std::size_t>(arg[o])] += gv[o];
+    }
+    CHECK(fgtest::compare(dx, expected, 1e-15, 1e-15) == "");
   }
-  auto x = fgtest::tensor_from<double, 4>(fg::Shape<4>({2, 2, 6, 7}), values);
-  std::vector<index_t> arg;
-  const Ref want = pool_ref(fgtest::ref_of(x), k, true, &arg);
-  REQUIRE(want.shape == Dims{2, 2, 3, 4});
-  auto g = fgtest::random_double<4>(Dims{2, 2, 3, 4}, rng);
-  auto [dx] = fg::grad(fg::sum(fg::nn::max_pool2d(x, 3, 2, 1) * g), x);
-  Ref expected(Dims{2, 2, 6, 7}, 0.0);
-  const auto gv = g.to_vector();
-  for (std::size_t o = 0; o < arg.size(); ++o) {
-    expected.v[static_cast<std::size_t>(arg[o])] += gv[o];
-  }
-  CHECK(fgtest::compare(dx, expected, 1e-15, 1e-15) == "");
   // NaN: the window's result is NaN, and its gradient goes to the (first) NaN.
   values.assign(values.size(), 1.0);
   values[8] = std::numeric_limits<double>::quiet_NaN();  // (0, 0, 1, 1)

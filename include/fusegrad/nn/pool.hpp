@@ -36,6 +36,8 @@ struct PoolGeometry {
     const index_t top = i + p - k + 1;  // the window must start at or after this row
     return top <= 0 ? 0 : (top + s - 1) / s;
   }
+  /// 2x2 windows at stride 2 without padding: every window lies in the input (OH = H / 2).
+  bool is_pair() const { return kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0; }
   bool operator==(const PoolGeometry&) const = default;
 };
 
@@ -66,6 +68,22 @@ FG_HOST_DEVICE void window_max(const X& x, const PoolGeometry& g, index_t n, ind
       }
     }
   }
+}
+
+/// The first maximum of the 2x2 window (a b / c d) in window_max's order, NaN first: its position
+/// 0..3 (a, b, c, d) and value. Unrolled and free of branches for the 2x2 / stride 2 fast paths.
+template <class V>
+FG_HOST_DEVICE int first_max4(V a, V b, V c, V d, V& best) {
+  best = a;
+  int where = 0;
+  const V v[3] = {b, c, d};
+  FG_UNROLL
+  for (int k = 0; k < 3; ++k) {
+    const bool better = v[k] > best || (v[k] != v[k] && best == best);
+    best = better ? v[k] : best;
+    where = better ? k + 1 : where;
+  }
+  return where;
 }
 
 /// max_pool2d (Max = true) or avg_pool2d (Max = false) of x.
@@ -104,17 +122,30 @@ struct Pool2d : ExprBase<Pool2d<X, Max>> {
   }
   /// Row cursor (node.hpp): output row (n, c, oh) reads the window's input rows through their own
   /// cursors (up to `cursor_rows` of them; taller windows use at()), in at()'s order, so the values
-  /// are the same bits.
+  /// are the same bits. 2x2 windows at stride 2 without padding (the common pooling) are unrolled.
   static constexpr index_t cursor_rows = 4;
   template <class C>
   struct Row {
     C rows[cursor_rows];
     unsigned valid = 0;  // bit i: window row i lies in the input
     bool fallback = false;
+    bool pair = false;  // 2x2, stride 2, no padding, both window rows in the input
     const Pool2d* self;
     Shape<4> index;
     value_type operator()(index_t ow) const {
       const PoolGeometry& g = self->geo;
+      if (pair) {
+        const index_t w = 2 * ow;
+        const auto a = static_cast<value_type>(rows[0](w)), b = static_cast<value_type>(rows[0](w + 1));
+        const auto c = static_cast<value_type>(rows[1](w)), d = static_cast<value_type>(rows[1](w + 1));
+        if constexpr (Max) {
+          value_type best;
+          first_max4(a, b, c, d, best);
+          return best;
+        } else {
+          return (((value_type(0) + a) + b) + c + d) / value_type(4);
+        }
+      }
       if (fallback) {
         Shape<4> i = index;
         i[3] = ow;
@@ -151,11 +182,12 @@ struct Pool2d : ExprBase<Pool2d<X, Max>> {
       return fusegrad::FG_BACKEND_NS::detail::row_cursor(x, Shape<4>({index[0], index[1], ih, 0}));
     };
     using C = decltype(cursor(0));
-    Row<C> r{{cursor(0), cursor(1), cursor(2), cursor(3)}, 0u, geo.kh > cursor_rows, this, index};
+    Row<C> r{{cursor(0), cursor(1), cursor(2), cursor(3)}, 0u, geo.kh > cursor_rows, false, this, index};
     for (index_t i = 0; i < geo.kh && i < cursor_rows; ++i) {
       const index_t ih = index[2] * geo.sh - geo.ph + i;
       r.valid |= (ih >= 0 && ih < geo.height ? 1u : 0u) << i;
     }
+    r.pair = geo.is_pair() && r.valid == 3u;
     return r;
   }
   bool linear() const { return false; }
@@ -215,10 +247,23 @@ struct Pool2dGrad : ExprBase<Pool2dGrad<G, X, Max>> {
     unsigned valid = 0;  // bit i: window row i lies in the input
     index_t row_in_window = -1;  // ih's row in window oh; -1: in no window
     bool fast = false;
+    bool pair = false;  // 2x2, stride 2, no padding (PoolGeometry::is_pair)
     const Pool2dGrad* self;
     Shape<4> index;
     value_type operator()(index_t iw) const {
       const PoolGeometry& geo = self->geo;
+      if (pair) {
+        const index_t ow = iw >> 1, w = 2 * ow;
+        if (row_in_window < 0 || ow >= geo.ow) {
+          return value_type(0);
+        }
+        using XV = typename X::value_type;
+        XV best;
+        const int where = first_max4(static_cast<XV>(rows[0](w)), static_cast<XV>(rows[0](w + 1)),
+                                     static_cast<XV>(rows[1](w)), static_cast<XV>(rows[1](w + 1)), best);
+        return where == 2 * row_in_window + (iw & 1) ? value_type(0) + static_cast<value_type>(g(ow))
+                                                     : value_type(0);
+      }
       if (!fast) {
         Shape<4> i = index;
         i[3] = iw;
@@ -265,7 +310,7 @@ struct Pool2dGrad : ExprBase<Pool2dGrad<G, X, Max>> {
     using GC = decltype(fusegrad::FG_BACKEND_NS::detail::row_cursor(g, index));
     using XC = decltype(x_row(0));
     Row<GC, XC> r{fusegrad::FG_BACKEND_NS::detail::row_cursor(g, Shape<4>({index[0], index[1], oh, 0})),
-                  {x_row(0), x_row(1), x_row(2), x_row(3)}, 0u, -1, fast, this, index};
+                  {x_row(0), x_row(1), x_row(2), x_row(3)}, 0u, -1, fast, false, this, index};
     if (fast) {
       const index_t in_window = t - oh * geo.sh;  // ih's row in window oh
       r.row_in_window = t >= 0 && t / geo.sh < geo.oh && in_window < geo.kh ? in_window : -1;
@@ -273,6 +318,7 @@ struct Pool2dGrad : ExprBase<Pool2dGrad<G, X, Max>> {
         const index_t ih = oh * geo.sh - geo.ph + i;
         r.valid |= (ih >= 0 && ih < geo.height ? 1u : 0u) << i;
       }
+      r.pair = geo.is_pair() && r.valid == 3u;
     }
     return r;
   }
