@@ -61,6 +61,48 @@ TEST_CASE("autodiff: softmax family and losses", "[autodiff][nn]") {
   check_gradients("cross_entropy of an expression", [&](auto& x) { return fg::sum(fg::nn::cross_entropy(x * x, labels)); }, rng, z);
   check_gradients("mse", [](auto& x, auto& y) { return fg::mean(fg::nn::mse(x, y)); }, rng, z, t);
   check_gradients("mse against one_hot", [&](auto& x) { return fg::mean(fg::nn::mse(fg::sigmoid(x), fg::nn::one_hot<double>(labels, c))); }, rng, z);
+  check_gradients("cross_entropy with label smoothing", [&](auto& x) { return fg::mean(fg::nn::cross_entropy(x, labels, 0.1)); }, rng, z);
+  check_gradients("label smoothing 1 of an expression", [&](auto& x) { return fg::sum(fg::nn::cross_entropy(x * x, labels, 1.0)); }, rng, z);
+}
+
+TEST_CASE("autodiff: label smoothing against -Σ target · log_softmax, and its errors", "[autodiff][nn]") {
+  std::mt19937 rng(1109);
+  const index_t n = 7, c = 6;
+  auto z = fgtest::random_double<2>({n, c}, rng, -4, 4);
+  auto labels = fgtest::random_tensor<int, 1>(Dims{n}, rng, 0, static_cast<double>(c - 1));
+  const auto zv = z.to_vector();
+  const auto lv = labels.to_vector();
+  for (const double eps : {0.0, 0.1, 0.35, 1.0}) {
+    INFO("label smoothing " << eps);
+    // The reference: the loss of each row from its definition, in double.
+    std::vector<double> want(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) {
+      double m = -1e300, s = 0;
+      for (index_t k = 0; k < c; ++k) {
+        m = std::max(m, zv[static_cast<std::size_t>(i * c + k)]);
+      }
+      for (index_t k = 0; k < c; ++k) {
+        s += std::exp(zv[static_cast<std::size_t>(i * c + k)] - m);
+      }
+      for (index_t k = 0; k < c; ++k) {
+        const double target = (k == lv[static_cast<std::size_t>(i)] ? 1 - eps : 0) + eps / static_cast<double>(c);
+        want[static_cast<std::size_t>(i)] -= target * (zv[static_cast<std::size_t>(i * c + k)] - m - std::log(s));
+      }
+    }
+    fg::Tensor<double, 1> got = fg::nn::cross_entropy(z, labels, eps);
+    CHECK(fgtest::rel_error(got.to_vector(), want) < 1e-13);
+    fg::Tensor<float, 1> got_float = fg::nn::cross_entropy(fgtest::to_float(z), labels, eps);
+    CHECK(fgtest::rel_error(fgtest::as_doubles(got_float), want) < 1e-5);
+    // A different tree for the same loss: the same gradient.
+    const auto target = (1 - eps) * fg::nn::one_hot<double>(labels, c) + eps / static_cast<double>(c);
+    const auto [g] = fg::grad(fg::mean(fg::nn::cross_entropy(z, labels, eps)), z);
+    const auto [h] = fg::grad(-fg::mean(fg::sum(fg::nn::log_softmax(z) * target, 1)), z);
+    CHECK(fgtest::rel_error(fgtest::as_doubles(g), fgtest::as_doubles(h)) < 1e-12);
+  }
+  for (const double bad : {-0.1, 1.5, std::nan("")}) {
+    const auto msg = fgtest::thrown_message<fg::error>([&] { (void)fg::nn::cross_entropy(z, labels, bad); });
+    CHECK(fgtest::contains(msg, "cross_entropy: label_smoothing must be in [0, 1], got"));
+  }
 }
 
 TEST_CASE("autodiff: cross_entropy is stable for huge logits", "[autodiff][nn]") {

@@ -1,10 +1,12 @@
 // fusegrad/nn/losses.hpp — losses, stable and with fused gradients.
 //
 //   cross_entropy(z, y)  per-row -log softmax(z)[y] = logsumexp(z) - z[y]   (N, C), (N) -> (N)
+//   cross_entropy(z, y, ε)  with label smoothing ε (PyTorch's label_smoothing): the target is
+//                        (1 - ε) onehot(y) + ε / C, so the loss is logsumexp(z) - (1 - ε) z[y] - ε mean(z)
 //   mse(p, t)            per-row ½ Σ_j (p_j - t_j)²                           (N, C), (N, C) -> (N)
 //   one_hot<T>(y, C)     1 where j == y_i, else 0                             (N) -> (N, C)
 //
-// cross_entropy is one node with one rule: d/dz = g · (softmax(z) - onehot(y)), computed as
+// cross_entropy is one node with one rule: d/dz = g · (softmax(z) - target), computed as
 // e^(z - logsumexp(z)) from the saved row log-sum-exp, so no exponential of a large logit is ever
 // taken, and the gradient is a single element-wise kernel. The log-sum-exp is formed in double
 // (ops::logsumexp_wide) and z - logsumexp(z) is taken in double, so loss and gradient keep float's
@@ -35,6 +37,7 @@ struct CrossEntropy : ExprBase<CrossEntropy<X, L, S>> {
   S lse;
   Shape<rank> extents;
   index_t classes = 0;
+  double smoothing = 0;  // ε: the target is (1 - ε) onehot(y) + ε / C
 
   Shape<rank> shape() const { return extents; }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
@@ -45,8 +48,17 @@ struct CrossEntropy : ExprBase<CrossEntropy<X, L, S>> {
     Shape<X::rank> xi;
     FG_UNROLL for (int i = 0; i < rank; ++i) { xi[i] = index[i]; }
     xi[rank] = y;
-    return static_cast<value_type>(static_cast<double>(lse.at(index)) -
-                                   static_cast<double>(x.at(xi)));
+    const double zy = static_cast<double>(x.at(xi));
+    if (smoothing == 0) {
+      return static_cast<value_type>(static_cast<double>(lse.at(index)) - zy);
+    }
+    double total = 0;  // Σ_k z_k, for the uniform part of the target
+    for (index_t k = 0; k < classes; ++k) {
+      xi[rank] = k;
+      total += static_cast<double>(x.at(xi));
+    }
+    return static_cast<value_type>(static_cast<double>(lse.at(index)) - (1 - smoothing) * zy -
+                                   smoothing * total / static_cast<double>(classes));
   }
   bool linear() const { return false; }
   template <class Plan>
@@ -54,7 +66,7 @@ struct CrossEntropy : ExprBase<CrossEntropy<X, L, S>> {
     auto px = x.prepare(plan);
     auto pl = labels.prepare(plan);
     auto ps = fusegrad::FG_BACKEND_NS::detail::prepare_reduction_of(lse, px, plan);
-    return CrossEntropy<decltype(px), decltype(pl), decltype(ps)>{{}, px, pl, ps, extents, classes};
+    return CrossEntropy<decltype(px), decltype(pl), decltype(ps)>{{}, px, pl, ps, extents, classes, smoothing};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {
     return x.conflicts_with(b, e, false) || labels.conflicts_with(b, e, false) ||
@@ -62,7 +74,7 @@ struct CrossEntropy : ExprBase<CrossEntropy<X, L, S>> {
   }
 };
 
-/// The gradient of CrossEntropy with respect to its logits: g · (e^(x - lse) - [j == y]).
+/// The gradient of CrossEntropy with respect to its logits: g · (e^(x - lse) - (1 - ε) [j == y] - ε / C).
 template <class G, class X, class L, class S>
 struct CrossEntropyGrad : ExprBase<CrossEntropyGrad<G, X, L, S>> {
   using value_type = typename X::value_type;
@@ -73,6 +85,7 @@ struct CrossEntropyGrad : ExprBase<CrossEntropyGrad<G, X, L, S>> {
   L labels;
   S lse;
   Shape<rank> extents;
+  double smoothing = 0;
 
   Shape<rank> shape() const { return extents; }
   FG_HOST_DEVICE value_type at(const Shape<rank>& index) const {
@@ -84,7 +97,11 @@ struct CrossEntropyGrad : ExprBase<CrossEntropyGrad<G, X, L, S>> {
     }
     const value_type p = ops::exp{}(static_cast<value_type>(static_cast<double>(x.at(index)) -
                                                             static_cast<double>(lse.at(row))));
-    return static_cast<value_type>(g.at(row)) * (index[rank - 1] == y ? p - value_type(1) : p);
+    if (smoothing == 0) {
+      return static_cast<value_type>(g.at(row)) * (index[rank - 1] == y ? p - value_type(1) : p);
+    }
+    const double target = (index[rank - 1] == y ? 1 - smoothing : 0) + smoothing / static_cast<double>(extents[rank - 1]);
+    return static_cast<value_type>(g.at(row)) * static_cast<value_type>(static_cast<double>(p) - target);
   }
   bool linear() const { return false; }
   template <class Plan>
@@ -94,7 +111,7 @@ struct CrossEntropyGrad : ExprBase<CrossEntropyGrad<G, X, L, S>> {
     auto pl = labels.prepare(plan);
     auto ps = lse.prepare(plan);
     return CrossEntropyGrad<decltype(pg), decltype(px), decltype(pl), decltype(ps)>{
-        {}, pg, px, pl, ps, extents};
+        {}, pg, px, pl, ps, extents, smoothing};
   }
   bool conflicts_with(const void* b, const void* e, bool) const {
     return g.conflicts_with(b, e, false) || x.conflicts_with(b, e, false) ||
@@ -130,9 +147,11 @@ struct OneHot : ExprBase<OneHot<T, L>> {
 
 /// Per-row softmax cross-entropy of `logits` (classes on the last axis) against integer `labels`
 /// (one per row, in [0, classes)): logsumexp(z) - z[y], shape = logits' shape without its last axis.
-/// Example: `auto loss = fg::mean(fg::nn::cross_entropy(logits, labels));`
+/// With `label_smoothing` ε in [0, 1] (PyTorch's CrossEntropyLoss(label_smoothing=ε)) the target is
+/// (1 - ε) onehot(y) + ε / C. Throws fusegrad::error for ε outside [0, 1].
+/// Example: `auto loss = fg::mean(fg::nn::cross_entropy(logits, labels, 0.1));`
 template <tensor_expression Z, tensor_expression Y>
-auto cross_entropy(const Z& logits, const Y& labels) {
+auto cross_entropy(const Z& logits, const Y& labels, double label_smoothing = 0) {
   auto x = as_node(logits);
   auto y = as_node(labels);
   using X = decltype(x);
@@ -156,8 +175,11 @@ auto cross_entropy(const Z& logits, const Y& labels) {
     throw shape_error("cross_entropy: logits " + to_string(xs) + " and labels " + to_string(ys) +
                       " do not match (one label per row of logits)");
   }
+  if (!(label_smoothing >= 0 && label_smoothing <= 1)) {
+    throw error("cross_entropy: label_smoothing must be in [0, 1], got " + std::to_string(label_smoothing));
+  }
   auto lse = fusegrad::FG_BACKEND_NS::detail::reduce_axis<ops::logsumexp_wide, false>(x, X::rank - 1);
-  return CrossEntropy<X, L, decltype(lse)>{{}, x, y, lse, rows, xs[X::rank - 1]};
+  return CrossEntropy<X, L, decltype(lse)>{{}, x, y, lse, rows, xs[X::rank - 1], label_smoothing};
 }
 
 /// Per-row half squared error ½ Σ_j (pred_j - target_j)² over the last axis.
@@ -196,7 +218,7 @@ auto record(const CrossEntropy<X, L, S>& ce, Tp& tape) {
   // The row log-sum-exp is a value the fused rule reads; no gradient flows into it.
   auto lse = tape.template save<false>(
       Reduce<ops::logsumexp_wide, decltype(x), X::rank - 1>{{}, x, X::rank - 1, ce.extents});
-  return CrossEntropy<decltype(x), decltype(y), decltype(lse)>{{}, x, y, lse, ce.extents, ce.classes};
+  return CrossEntropy<decltype(x), decltype(y), decltype(lse)>{{}, x, y, lse, ce.extents, ce.classes, ce.smoothing};
 }
 template <class X, class L, class S, class Tp>
 bool depends(const CrossEntropy<X, L, S>& ce, const Tp& tape) {
@@ -204,16 +226,16 @@ bool depends(const CrossEntropy<X, L, S>& ce, const Tp& tape) {
 }
 template <class X, class L, class S>
 bool same(const CrossEntropy<X, L, S>& a, const CrossEntropy<X, L, S>& b) {
-  return same(a.x, b.x) && same(a.labels, b.labels) && same(a.lse, b.lse);
+  return a.smoothing == b.smoothing && same(a.x, b.x) && same(a.labels, b.labels) && same(a.lse, b.lse);
 }
-/// The fused rule: the logits get g · (softmax - onehot); the saved log-sum-exp gets nothing
+/// The fused rule: the logits get g · (softmax - target); the saved log-sum-exp gets nothing
 /// (its dependence on the logits is already in the rule).
 template <class X, class L, class S, class G, class Tp>
 void backprop(const CrossEntropy<X, L, S>& ce, const G& g, Tp& tape) {
   if (depends(ce.x, tape)) {
     const auto lse = ce.lse.value();
     backprop(ce.x,
-             CrossEntropyGrad<G, X, L, decltype(lse)>{{}, g, ce.x, ce.labels, lse, ce.x.shape()},
+             CrossEntropyGrad<G, X, L, decltype(lse)>{{}, g, ce.x, ce.labels, lse, ce.x.shape(), ce.smoothing},
              tape);
   }
 }
